@@ -1,0 +1,53 @@
+// Public types of @promethean/lmdb-cache. `Cache`, `CacheOptions`, `PutOptions` and `Millis`
+// are exactly level-cache's, so code written against level-cache compiles unchanged.
+
+export type Millis = number
+
+export type CacheOptions = Readonly<{
+  path: string
+  defaultTtlMs?: Millis
+  namespace?: string
+}>
+
+export type PutOptions = Readonly<{ ttlMs?: Millis }>
+
+export type Cache<T = unknown> = Readonly<{
+  get: (key: string) => Promise<T | undefined>
+  has: (key: string) => Promise<boolean>
+  set: (key: string, value: T, opts?: PutOptions) => Promise<void>
+  del: (key: string) => Promise<void>
+  batch: (
+    ops: ReadonlyArray<
+      { type: 'put'; key: string; value: T; ttlMs?: Millis } | { type: 'del'; key: string }
+    >,
+  ) => Promise<void>
+  entries: (opts?: Readonly<{ limit?: number }>) => AsyncGenerator<[string, T]>
+  sweepExpired: () => Promise<number>
+  withNamespace: (ns: string) => Cache<T>
+  close: () => Promise<void>
+}>
+
+/**
+ * How commits reach the disk.
+ * - `"durable"` (default): the data is fsynced at every commit, the meta page is not; the file
+ *   stays intact across an OS crash or power loss, which may undo the last commit(s).
+ * - `"strict"`: data and meta page are fsynced; an acknowledged write survives an OS crash.
+ * - `"nosync"`: no fsync, like LevelDB's default put; survives a process crash, but an OS crash
+ *   or power loss may lose recent writes or corrupt the file.
+ */
+export type Durability = 'durable' | 'strict' | 'nosync'
+
+/** level-cache's options plus optional LMDB settings; every addition is optional. */
+export type LmdbCacheOptions = CacheOptions &
+  Readonly<{
+    durability?: Durability
+    /** Initial map size in bytes (default 64 MiB); the map grows by itself. */
+    mapSize?: number
+    /** Largest map size in bytes (default 256 GiB); puts past it fail with ERR_CACHE_FULL. */
+    maxMapSize?: number
+    /** LMDB reader slots shared by all processes (default 1022); fixed by the first opener. */
+    maxReaders?: number
+  }>
+
+export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<Cache<T>>
+export declare function openLevelCache<T = unknown>(opts: LmdbCacheOptions): Promise<Cache<T>>

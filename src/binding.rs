@@ -1,0 +1,792 @@
+//! The thin napi layer: JS calls in, the pure core does the work.
+//!
+//! Per JS thread (main thread or worker; Node runs each on its own OS thread) there is one
+//! [`ThreadState`] in a thread-local: the handle table, a scratch buffer shared with JS, and
+//! the completion port through which the writer thread resolves this thread's promises.
+//!
+//! The read hot path (`lookup`, `expire`, `noop`) is registered as raw N-API callbacks that
+//! take no arguments: JS writes the handle id, key length and key bytes into the scratch
+//! buffer, native code writes the status, expiry and value bytes back. This avoids napi-rs'
+//! argument conversion and JS string conversion, which cost more than the LMDB read itself.
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use parking_lot::Mutex;
+
+use crate::error::{CacheError, CacheResult};
+use crate::record::expiry_from_js;
+use crate::registry::{self, SharedStore};
+use crate::store::{PageEnd, StoreOptions};
+use crate::writer::{Completion, CompletionSink, Durability, Reply, WriteKind, WriteRequest};
+
+// Scratch buffer layout, shared with index.cjs through `init()`'s `layout` object.
+// Control slots are f64 (a Float64Array over the first bytes).
+const CTL_HANDLE: usize = 0;
+const CTL_KEY_LEN: usize = 1;
+const CTL_WANT_VALUE: usize = 2;
+const CTL_EXPIRY: usize = 3;
+const CTL_HAS_EXPIRY: usize = 4;
+const CTL_NOW: usize = 5;
+const CTL_VALUE_LEN: usize = 6;
+const CTL_SLOTS: usize = 8;
+const KEY_OFFSET: usize = CTL_SLOTS * 8;
+const KEY_CAPACITY: usize = 8 * 1024;
+const VALUE_OFFSET: usize = KEY_OFFSET + KEY_CAPACITY;
+const VALUE_CAPACITY: usize = 64 * 1024;
+const SCRATCH_LEN: usize = VALUE_OFFSET + VALUE_CAPACITY;
+
+// What a lookup found (the return value of `lookup`).
+const LOOKUP_MISSING: i32 = 0;
+const LOOKUP_FOUND: i32 = 1;
+const LOOKUP_FOUND_UNDEFINED: i32 = 2;
+const LOOKUP_FOUND_LARGE: i32 = 3;
+const LOOKUP_FAILED: i32 = -1;
+
+/// The JS error code carried by every error this module throws.
+pub struct ErrorCode(&'static str);
+
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+/// The one place where a core error becomes a JS error: `error.code` is the stable code.
+pub fn to_js_error(err: CacheError) -> napi::Error<ErrorCode> {
+    napi::Error::new(ErrorCode(err.code()), err.to_string())
+}
+
+/// Returns the value, or throws the error as a JS exception and returns `None` (the pending
+/// exception is what JS sees).
+fn or_throw<T>(env: &Env, result: CacheResult<T>) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // SAFETY: called on the JS thread of `env` inside a napi callback.
+            unsafe { JsError::from(to_js_error(e)).throw_into(env.raw()) };
+            None
+        }
+    }
+}
+
+struct Handle {
+    id: u32,
+    shared: Arc<SharedStore>,
+    durability: Durability,
+}
+
+struct ThreadState {
+    /// Slot index in the low 16 bits of a handle id, the slot's generation in the high 16,
+    /// so a closed id is never confused with a later handle in the same slot.
+    handles: Vec<Option<Handle>>,
+    generations: Vec<u16>,
+    scratch: *mut u8,
+    scratch_ref: sys::napi_ref,
+    large_value: Option<Vec<u8>>,
+    last_error: Option<CacheError>,
+    port: Arc<CompletionPort>,
+}
+
+thread_local! {
+    static THREAD: RefCell<Option<ThreadState>> = const { RefCell::new(None) };
+}
+
+impl ThreadState {
+    fn handle(&self, id: u32) -> CacheResult<&Handle> {
+        match self.handles.get((id & 0xffff) as usize) {
+            Some(Some(h)) if h.id == id => Ok(h),
+            _ => Err(CacheError::Closed),
+        }
+    }
+
+    fn ctl(&self, slot: usize) -> f64 {
+        // SAFETY: `scratch` points to SCRATCH_LEN bytes kept alive by `scratch_ref`, and the
+        // control slots lie within them; unaligned reads avoid assuming the allocator's
+        // alignment.
+        unsafe { ptr::read_unaligned((self.scratch as *const f64).add(slot)) }
+    }
+
+    fn set_ctl(&self, slot: usize, value: f64) {
+        // SAFETY: as in `ctl`; JS does not run while native code holds the thread.
+        unsafe { ptr::write_unaligned((self.scratch as *mut f64).add(slot), value) }
+    }
+
+    /// The key JS wrote into the scratch buffer.
+    fn scratch_key(&self) -> CacheResult<&[u8]> {
+        let len = self.ctl(CTL_KEY_LEN) as usize;
+        if len > KEY_CAPACITY {
+            return Err(CacheError::InvalidRequest {
+                detail: format!("key length {len} over the scratch capacity"),
+            });
+        }
+        // SAFETY: KEY_OFFSET + len <= SCRATCH_LEN, within the live scratch buffer.
+        Ok(unsafe { std::slice::from_raw_parts(self.scratch.add(KEY_OFFSET), len) })
+    }
+
+    /// Looks `key` up and reports through the scratch buffer (see the LOOKUP_* codes); a value
+    /// too large for the buffer is returned instead, for `takeLargeValue()`.
+    fn lookup(
+        &self,
+        handle: u32,
+        key: &[u8],
+        want_value: bool,
+    ) -> CacheResult<(i32, Option<Vec<u8>>)> {
+        let store = &self.handle(handle)?.shared.store;
+        let scratch = self.scratch;
+        let mut large = None;
+        let status = store.lookup(key, |record| {
+            let Some(record) = record else {
+                return LOOKUP_MISSING;
+            };
+            self.set_ctl(
+                CTL_HAS_EXPIRY,
+                if record.expiry.is_some() { 1.0 } else { 0.0 },
+            );
+            self.set_ctl(CTL_EXPIRY, record.expiry.unwrap_or(0) as f64);
+            let Some(json) = record.json else {
+                return LOOKUP_FOUND_UNDEFINED;
+            };
+            self.set_ctl(CTL_VALUE_LEN, json.len() as f64);
+            if !want_value {
+                LOOKUP_FOUND
+            } else if json.len() <= VALUE_CAPACITY {
+                // SAFETY: json.len() <= VALUE_CAPACITY, so the copy stays inside the scratch
+                // buffer; the source is LMDB's map, valid during this read transaction.
+                unsafe {
+                    ptr::copy_nonoverlapping(json.as_ptr(), scratch.add(VALUE_OFFSET), json.len())
+                };
+                LOOKUP_FOUND
+            } else {
+                large = Some(json.to_vec());
+                LOOKUP_FOUND_LARGE
+            }
+        })?;
+        Ok((status, large))
+    }
+
+    /// `lookup` that keeps a large value for `takeLargeValue()`.
+    fn lookup_and_keep(
+        &mut self,
+        handle: u32,
+        key: Option<&[u8]>,
+        want_value: bool,
+    ) -> CacheResult<i32> {
+        let (status, large) = match key {
+            Some(k) => self.lookup(handle, k, want_value)?,
+            None => self.lookup(handle, self.scratch_key()?, want_value)?,
+        };
+        if large.is_some() {
+            self.large_value = large;
+        }
+        Ok(status)
+    }
+
+    fn expire(&self, handle: u32, key: &[u8], now: f64) -> CacheResult<()> {
+        let h = self.handle(handle)?;
+        h.shared.enqueue(WriteRequest {
+            kind: WriteKind::DeleteIfExpired {
+                full_key: key.to_vec(),
+                now: expiry_from_js(now).unwrap_or(u64::MAX),
+            },
+            durability: h.durability,
+            reply: None,
+        })
+    }
+}
+
+/// Runs `f` with this thread's state; `Closed` if `init` never ran or the env is gone.
+fn with_thread<R>(f: impl FnOnce(&mut ThreadState) -> CacheResult<R>) -> CacheResult<R> {
+    THREAD.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(state) => f(state),
+        None => Err(CacheError::Closed),
+    })
+}
+
+fn remember_error(err: CacheError) {
+    THREAD.with(|cell| {
+        if let Some(state) = cell.borrow_mut().as_mut() {
+            state.last_error = Some(err);
+        }
+    });
+}
+
+/// Delivers writer-thread completions to this JS thread through a threadsafe function.
+struct CompletionPort {
+    /// `None` once the JS environment is being torn down: no call may reach it after that.
+    tsfn: Mutex<Option<TsfnPtr>>,
+}
+
+struct TsfnPtr(sys::napi_threadsafe_function);
+// SAFETY: N-API documents napi_call_threadsafe_function as callable from any thread; the
+// pointer is only used under `CompletionPort::tsfn`'s lock while the function is alive.
+unsafe impl Send for TsfnPtr {}
+
+impl CompletionSink for CompletionPort {
+    fn complete(&self, done: Vec<Completion>) {
+        let guard = self.tsfn.lock();
+        let Some(tsfn) = guard.as_ref() else { return };
+        let data = Box::into_raw(Box::new(done));
+        // SAFETY: the tsfn is alive while it is stored here (the env cleanup hook removes it
+        // under this lock before releasing it); ownership of `data` passes to
+        // `deliver_to_js` on success.
+        let status = unsafe {
+            sys::napi_call_threadsafe_function(
+                tsfn.0,
+                data.cast(),
+                sys::ThreadsafeFunctionCallMode::nonblocking,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: the call failed, so `data` was not handed over and is still ours.
+            drop(unsafe { Box::from_raw(data) });
+        }
+    }
+}
+
+/// Runs on the JS thread: calls `onWritesDone(tickets, values, failures)`.
+unsafe extern "C" fn deliver_to_js(
+    env: sys::napi_env,
+    js_callback: sys::napi_value,
+    _ctx: *mut c_void,
+    data: *mut c_void,
+) {
+    // SAFETY: `data` is the Box<Vec<Completion>> leaked by `CompletionPort::complete`.
+    let done = unsafe { Box::from_raw(data.cast::<Vec<Completion>>()) };
+    if env.is_null() || js_callback.is_null() {
+        return; // the environment is shutting down; nobody is waiting any more
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let env = Env::from_raw(env);
+        let tickets: Vec<u32> = done.iter().map(|c| c.ticket).collect();
+        let values: Vec<f64> = done
+            .iter()
+            .map(|c| *c.result.as_ref().unwrap_or(&0.0))
+            .collect();
+        let failures: Vec<Unknown> = done
+            .iter()
+            .filter_map(|c| c.result.as_ref().err().map(|e| (c.ticket, e.clone())))
+            .flat_map(|(ticket, e)| {
+                let ticket = ticket.into_unknown(&env).ok();
+                let error = JsError::from(to_js_error(e)).into_unknown(env);
+                [ticket, Some(error)]
+            })
+            .flatten()
+            .collect();
+        let args = (
+            Uint32Array::new(tickets),
+            Float64Array::new(values),
+            failures,
+        );
+        // SAFETY: `js_callback` is the live function value handed to this call_js callback.
+        let callback: Function<FnArgs<(Uint32Array, Float64Array, Vec<Unknown>)>, ()> =
+            unsafe { Function::from_napi_value(env.raw(), js_callback) }?;
+        callback.call(FnArgs::from(args))
+    }));
+}
+
+fn parse_durability(code: u32) -> CacheResult<Durability> {
+    match code {
+        0 => Ok(Durability::NoSync),
+        1 => Ok(Durability::Durable),
+        2 => Ok(Durability::Strict),
+        _ => Err(CacheError::InvalidRequest {
+            detail: format!("durability {code}"),
+        }),
+    }
+}
+
+/// Sets up this JS thread: creates the scratch buffer and the completion port, registers the
+/// raw hot-path functions on `exports`, and returns the layout constants.
+#[napi(ts_return_type = "{ scratch: Buffer; layout: Record<string, number> }")]
+pub fn init<'env>(
+    env: &'env Env,
+    on_writes_done: Function<FnArgs<(Uint32Array, Float64Array, Vec<Unknown>)>, ()>,
+) -> Result<Object<'env>> {
+    let raw_env = env.raw();
+    let mut result = Object::new(env)?;
+    let already = THREAD.with(|cell| cell.borrow().is_some());
+    if already {
+        return Err(Error::new(
+            Status::InvalidArg,
+            "init() was already called on this thread",
+        ));
+    }
+
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut buffer: sys::napi_value = ptr::null_mut();
+    let mut scratch_ref: sys::napi_ref = ptr::null_mut();
+    let mut tsfn: sys::napi_threadsafe_function = ptr::null_mut();
+    let name = env.create_string("lmdb-cache completions")?;
+    // SAFETY: plain N-API calls on the current env with out-pointers to locals; the buffer is
+    // pinned by a strong reference until the env cleanup hook deletes it.
+    unsafe {
+        check(sys::napi_create_buffer(
+            raw_env,
+            SCRATCH_LEN,
+            &mut data,
+            &mut buffer,
+        ))?;
+        check(sys::napi_create_reference(
+            raw_env,
+            buffer,
+            1,
+            &mut scratch_ref,
+        ))?;
+        check(sys::napi_create_threadsafe_function(
+            raw_env,
+            on_writes_done.raw(),
+            ptr::null_mut(),
+            name.raw(),
+            0,
+            1,
+            ptr::null_mut(),
+            None,
+            ptr::null_mut(),
+            Some(deliver_to_js),
+            &mut tsfn,
+        ))?;
+        // Pending writes keep the loop alive only while JS holds it (holdLoop/releaseLoop).
+        check(sys::napi_unref_threadsafe_function(raw_env, tsfn))?;
+        check(sys::napi_add_env_cleanup_hook(
+            raw_env,
+            Some(tear_down_thread),
+            ptr::null_mut(),
+        ))?;
+    }
+    THREAD.with(|cell| {
+        *cell.borrow_mut() = Some(ThreadState {
+            handles: Vec::new(),
+            generations: Vec::new(),
+            scratch: data.cast(),
+            scratch_ref,
+            large_value: None,
+            last_error: None,
+            port: Arc::new(CompletionPort {
+                tsfn: Mutex::new(Some(TsfnPtr(tsfn))),
+            }),
+        })
+    });
+
+    let mut hot = Object::new(env)?;
+    for (name, cb) in [
+        ("lookup", lookup_raw as RawCallback),
+        ("expire", expire_raw),
+        ("noop", noop_raw),
+        ("holdLoop", hold_loop_raw),
+        ("releaseLoop", release_loop_raw),
+    ] {
+        hot.set_named_property(name, raw_function(raw_env, name, cb)?)?;
+    }
+    let mut layout = Object::new(env)?;
+    for (name, value) in [
+        ("CTL_HANDLE", CTL_HANDLE),
+        ("CTL_KEY_LEN", CTL_KEY_LEN),
+        ("CTL_WANT_VALUE", CTL_WANT_VALUE),
+        ("CTL_EXPIRY", CTL_EXPIRY),
+        ("CTL_HAS_EXPIRY", CTL_HAS_EXPIRY),
+        ("CTL_NOW", CTL_NOW),
+        ("CTL_VALUE_LEN", CTL_VALUE_LEN),
+        ("CTL_SLOTS", CTL_SLOTS),
+        ("KEY_OFFSET", KEY_OFFSET),
+        ("KEY_CAPACITY", KEY_CAPACITY),
+        ("VALUE_OFFSET", VALUE_OFFSET),
+        ("VALUE_CAPACITY", VALUE_CAPACITY),
+    ] {
+        layout.set_named_property(name, value as u32)?;
+    }
+    for (name, value) in [
+        ("LOOKUP_MISSING", LOOKUP_MISSING),
+        ("LOOKUP_FOUND", LOOKUP_FOUND),
+        ("LOOKUP_FOUND_UNDEFINED", LOOKUP_FOUND_UNDEFINED),
+        ("LOOKUP_FOUND_LARGE", LOOKUP_FOUND_LARGE),
+        ("LOOKUP_FAILED", LOOKUP_FAILED),
+    ] {
+        layout.set_named_property(name, value)?;
+    }
+    // SAFETY: `buffer` is a live napi_value created above in this same call scope.
+    let buffer_value = unsafe { Unknown::from_raw_unchecked(raw_env, buffer) };
+    result.set_named_property("scratch", buffer_value)?;
+    result.set_named_property("layout", layout)?;
+    result.set_named_property("hot", hot)?;
+    Ok(result)
+}
+
+fn check(status: sys::napi_status) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Status::GenericFailure,
+            format!("N-API call failed with status {status}"),
+        ))
+    }
+}
+
+type RawCallback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+fn raw_function(env: sys::napi_env, name: &str, cb: RawCallback) -> Result<Unknown<'static>> {
+    let mut f = ptr::null_mut();
+    // SAFETY: creates a function on the current env; `name` outlives the call.
+    unsafe {
+        check(sys::napi_create_function(
+            env,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            Some(cb),
+            ptr::null_mut(),
+            &mut f,
+        ))?;
+        Ok(Unknown::from_raw_unchecked(env, f))
+    }
+}
+
+/// Env cleanup: the JS thread is going away (worker exit or terminate, process exit).
+unsafe extern "C" fn tear_down_thread(_arg: *mut c_void) {
+    let _ = catch_unwind(|| {
+        let Some(state) = THREAD.with(|cell| cell.borrow_mut().take()) else {
+            return;
+        };
+        if let Some(tsfn) = state.port.tsfn.lock().take() {
+            // SAFETY: the tsfn is alive (it was still stored); after this no thread calls it,
+            // because `complete` only calls what is stored and we just removed it.
+            unsafe {
+                sys::napi_release_threadsafe_function(
+                    tsfn.0,
+                    sys::ThreadsafeFunctionReleaseMode::abort,
+                )
+            };
+        }
+        // The scratch reference is freed with the env itself; the buffer is no longer used.
+        let _ = state.scratch_ref;
+        for handle in state.handles.into_iter().flatten() {
+            registry::release(handle.shared);
+        }
+    });
+}
+
+fn int32(env: sys::napi_env, value: i32) -> sys::napi_value {
+    let mut out = ptr::null_mut();
+    // SAFETY: creates a number on the current env; on failure `out` stays null (undefined).
+    unsafe { sys::napi_create_int32(env, value, &mut out) };
+    out
+}
+
+/// `lookup()`: handle and key from the scratch buffer; returns a LOOKUP_* code.
+unsafe extern "C" fn lookup_raw(
+    env: sys::napi_env,
+    _info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let status = catch_unwind(|| {
+        with_thread(|t| {
+            let handle = t.ctl(CTL_HANDLE) as u32;
+            let want = t.ctl(CTL_WANT_VALUE) != 0.0;
+            t.lookup_and_keep(handle, None, want)
+        })
+    });
+    int32(env, settle(status))
+}
+
+/// `expire()`: queue a lazy delete of the scratch key if it is still expired at CTL_NOW.
+unsafe extern "C" fn expire_raw(
+    env: sys::napi_env,
+    _info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let status = catch_unwind(|| {
+        with_thread(|t| {
+            let key = t.scratch_key()?;
+            t.expire(t.ctl(CTL_HANDLE) as u32, key, t.ctl(CTL_NOW))?;
+            Ok(0)
+        })
+    });
+    int32(env, settle(status))
+}
+
+fn settle(status: std::thread::Result<CacheResult<i32>>) -> i32 {
+    match status {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            remember_error(e);
+            LOOKUP_FAILED
+        }
+        Err(_) => {
+            remember_error(CacheError::Io {
+                detail: "internal panic in lmdb-cache".into(),
+            });
+            LOOKUP_FAILED
+        }
+    }
+}
+
+/// `noop()`: the floor of a native call, for benchmarks.
+unsafe extern "C" fn noop_raw(
+    _env: sys::napi_env,
+    _info: sys::napi_callback_info,
+) -> sys::napi_value {
+    ptr::null_mut()
+}
+
+fn set_loop_hold(env: sys::napi_env, hold: bool) {
+    let _ = catch_unwind(|| {
+        let _ = with_thread(|t| {
+            if let Some(tsfn) = t.port.tsfn.lock().as_ref() {
+                // SAFETY: called on the JS thread that owns the live tsfn.
+                unsafe {
+                    if hold {
+                        sys::napi_ref_threadsafe_function(env, tsfn.0);
+                    } else {
+                        sys::napi_unref_threadsafe_function(env, tsfn.0);
+                    }
+                }
+            }
+            Ok(())
+        });
+    });
+}
+
+/// `holdLoop()`: keep the event loop alive while writes are pending.
+unsafe extern "C" fn hold_loop_raw(
+    env: sys::napi_env,
+    _info: sys::napi_callback_info,
+) -> sys::napi_value {
+    set_loop_hold(env, true);
+    ptr::null_mut()
+}
+
+/// `releaseLoop()`: no pending writes any more.
+unsafe extern "C" fn release_loop_raw(
+    env: sys::napi_env,
+    _info: sys::napi_callback_info,
+) -> sys::napi_value {
+    set_loop_hold(env, false);
+    ptr::null_mut()
+}
+
+/// Throws the error a raw call reported with LOOKUP_FAILED.
+#[napi]
+pub fn throw_last_error(env: Env) {
+    let err = THREAD.with(|cell| cell.borrow_mut().as_mut().and_then(|t| t.last_error.take()));
+    or_throw::<()>(&env, Err(err.unwrap_or(CacheError::Closed)));
+}
+
+/// The value of the last LOOKUP_FOUND_LARGE.
+#[napi]
+pub fn take_large_value(env: Env) -> Option<Buffer> {
+    let value = with_thread(|t| {
+        t.large_value.take().ok_or(CacheError::InvalidRequest {
+            detail: "no large value pending".into(),
+        })
+    });
+    or_throw(&env, value).map(Buffer::from)
+}
+
+/// Opens a handle on the cache directory `path`.
+#[napi]
+pub fn open(
+    env: Env,
+    path: String,
+    initial_map_size: f64,
+    max_map_size: f64,
+    max_readers: u32,
+    durability: u32,
+) -> Option<u32> {
+    or_throw(
+        &env,
+        open_handle(
+            path,
+            initial_map_size,
+            max_map_size,
+            max_readers,
+            durability,
+        ),
+    )
+}
+
+fn open_handle(
+    path: String,
+    initial_map_size: f64,
+    max_map_size: f64,
+    max_readers: u32,
+    durability: u32,
+) -> CacheResult<u32> {
+    let durability = parse_durability(durability)?;
+    let opts = StoreOptions {
+        initial_map_size: initial_map_size.max(0.0) as u64,
+        max_map_size: max_map_size.max(0.0) as u64,
+        max_readers: max_readers.max(1),
+    };
+    with_thread(|t| {
+        let shared = registry::acquire(std::path::Path::new(&path), &opts)?;
+        let slot = match t.handles.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if t.handles.len() < 0xffff => {
+                t.handles.push(None);
+                t.generations.push(0);
+                t.handles.len() - 1
+            }
+            None => {
+                registry::release(shared);
+                return Err(CacheError::Io {
+                    detail: "too many open handles on this thread".into(),
+                });
+            }
+        };
+        t.generations[slot] = t.generations[slot].wrapping_add(1);
+        let id = ((t.generations[slot] as u32) << 16) | slot as u32;
+        t.handles[slot] = Some(Handle {
+            id,
+            shared,
+            durability,
+        });
+        Ok(id)
+    })
+}
+
+/// Closes a handle; the last handle on a directory in this process closes LMDB after the
+/// queued writes. Closing a closed handle does nothing.
+#[napi]
+pub fn close(handle: u32) {
+    let taken = THREAD.with(|cell| {
+        let mut state = cell.borrow_mut();
+        let t = state.as_mut()?;
+        let slot = t.handles.get_mut((handle & 0xffff) as usize)?;
+        match slot {
+            Some(h) if h.id == handle => slot.take(),
+            _ => None,
+        }
+    });
+    if let Some(h) = taken {
+        registry::release(h.shared);
+    }
+}
+
+/// Same as the raw `lookup`, for keys too long for the scratch buffer.
+#[napi]
+pub fn lookup_key(handle: u32, key: &[u8], want_value: bool) -> i32 {
+    settle(catch_unwind(AssertUnwindSafe(|| {
+        with_thread(|t| t.lookup_and_keep(handle, Some(key), want_value))
+    })))
+}
+
+/// Same as the raw `expire`, for keys too long for the scratch buffer.
+#[napi]
+pub fn expire_key(handle: u32, key: &[u8], now: f64) -> i32 {
+    settle(catch_unwind(AssertUnwindSafe(|| {
+        with_thread(|t| t.expire(handle, key, now).map(|()| 0))
+    })))
+}
+
+pub const WRITE_BATCH: u32 = 0;
+pub const WRITE_SWEEP: u32 = 1;
+
+/// Queues a write; its result arrives through `onWritesDone` with `ticket`.
+/// `kind` 0: `payload` is an encoded batch; 1: sweep everything expired at `now`.
+#[napi]
+pub fn enqueue(env: Env, handle: u32, ticket: u32, kind: u32, payload: &[u8], now: f64) {
+    let queued = with_thread(|t| {
+        let h = t.handle(handle)?;
+        let kind = match kind {
+            WRITE_BATCH => WriteKind::Batch(payload.to_vec()),
+            WRITE_SWEEP => WriteKind::Sweep {
+                now: expiry_from_js(now).unwrap_or(u64::MAX),
+            },
+            other => {
+                return Err(CacheError::InvalidRequest {
+                    detail: format!("write kind {other}"),
+                })
+            }
+        };
+        let sink: Arc<dyn CompletionSink> = t.port.clone();
+        h.shared.enqueue(WriteRequest {
+            kind,
+            durability: h.durability,
+            reply: Some(Reply { sink, ticket }),
+        })
+    });
+    or_throw(&env, queued);
+}
+
+/// One page of `entries()`: live entries whose full key starts with `prefix`, after the
+/// stored key `after`. Returns `[u8 done][u32 count][entries...][u32 cursor len][cursor]`
+/// (entry layout: `Store::scan_page`). Expired entries met are queued for lazy deletion.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn entries_page(
+    env: Env,
+    handle: u32,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    now: f64,
+    max_entries: u32,
+    max_bytes: u32,
+) -> Option<Buffer> {
+    let page = with_thread(|t| {
+        let h = t.handle(handle)?;
+        let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
+        let mut out = vec![0u8; 5];
+        let mut expired = Vec::new();
+        let (count, end) = h.shared.store.scan_page(
+            prefix,
+            after,
+            now_ms,
+            max_entries.max(1) as usize,
+            max_bytes.max(1) as usize,
+            &mut out,
+            &mut expired,
+        )?;
+        out[0] = matches!(end, PageEnd::Done) as u8;
+        out[1..5].copy_from_slice(&(count as u32).to_le_bytes());
+        let cursor = match &end {
+            PageEnd::After(k) => &k[..],
+            PageEnd::Done => &[][..],
+        };
+        out.extend_from_slice(&(cursor.len() as u32).to_le_bytes());
+        out.extend_from_slice(cursor);
+        for e in expired {
+            // Lazy expiry is best effort: a closed queue just means nobody needs it.
+            let _ = h.shared.enqueue(WriteRequest {
+                kind: WriteKind::DeleteIfExpired {
+                    full_key: e.full_key,
+                    now: now_ms,
+                },
+                durability: h.durability,
+                reply: None,
+            });
+        }
+        Ok(out)
+    });
+    or_throw(&env, page).map(Buffer::from)
+}
+
+#[napi(object)]
+pub struct NativeStats {
+    pub entries: f64,
+    pub map_size: f64,
+    pub max_map_size: f64,
+    pub readers_in_use: u32,
+    pub max_readers: u32,
+    pub open_stores: u32,
+}
+
+/// Size and usage figures of the handle's store.
+#[napi]
+pub fn stats(env: Env, handle: u32) -> Option<NativeStats> {
+    let stats = with_thread(|t| {
+        let s = t.handle(handle)?.shared.store.stats()?;
+        Ok(NativeStats {
+            entries: s.entries as f64,
+            map_size: s.map_size as f64,
+            max_map_size: s.max_map_size as f64,
+            readers_in_use: s.readers_in_use,
+            max_readers: s.max_readers,
+            open_stores: registry::open_store_count() as u32,
+        })
+    });
+    or_throw(&env, stats)
+}

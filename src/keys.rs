@@ -1,0 +1,211 @@
+//! Mapping of logical keys to LMDB keys.
+//!
+//! A logical key is the UTF-8 of the full key name (`namespace + U+241F + key`, or just `key`).
+//! LMDB keys must be 1 to 511 bytes, so:
+//!
+//! * **direct form**: a full key of at most [`DIRECT_KEY_MAX`] bytes is stored as its bytes
+//!   followed by one `0x00` byte. Appending a constant byte keeps byte order, and makes the
+//!   empty key storable.
+//! * **long form**: a longer full key is stored as its first [`DIRECT_KEY_MAX`] bytes, the byte
+//!   `0xFF` (which never occurs in UTF-8, so it sorts after every direct key with that prefix)
+//!   and a 16-byte FNV-1a-128 hash of the whole key. The full key is kept in the record, so a
+//!   reader can check it and `entries()` can yield it.
+//!
+//! Order is exact except among long keys sharing their first 480 bytes, which sort by hash.
+//! The two forms are told apart by length alone: direct keys are at most 481 bytes, long
+//! keys exactly [`LONG_KEY_LEN`].
+
+/// Full keys up to this many bytes are stored directly.
+pub const DIRECT_KEY_MAX: usize = 480;
+/// Length of every long-form stored key.
+pub const LONG_KEY_LEN: usize = DIRECT_KEY_MAX + 1 + 16;
+/// Largest stored key of either form; fits LMDB's 511-byte limit.
+pub const STORED_KEY_MAX: usize = LONG_KEY_LEN;
+
+const DIRECT_TERMINATOR: u8 = 0x00;
+const LONG_MARKER: u8 = 0xFF;
+
+/// A stored key built on the stack.
+#[derive(Clone)]
+pub struct StoredKey {
+    bytes: [u8; STORED_KEY_MAX],
+    len: usize,
+}
+
+impl StoredKey {
+    /// Maps a full logical key to its stored form.
+    pub fn encode(full_key: &[u8]) -> StoredKey {
+        let mut bytes = [0u8; STORED_KEY_MAX];
+        if full_key.len() <= DIRECT_KEY_MAX {
+            bytes[..full_key.len()].copy_from_slice(full_key);
+            bytes[full_key.len()] = DIRECT_TERMINATOR;
+            StoredKey {
+                bytes,
+                len: full_key.len() + 1,
+            }
+        } else {
+            bytes[..DIRECT_KEY_MAX].copy_from_slice(&full_key[..DIRECT_KEY_MAX]);
+            bytes[DIRECT_KEY_MAX] = LONG_MARKER;
+            bytes[DIRECT_KEY_MAX + 1..].copy_from_slice(&fnv1a_128(full_key).to_be_bytes());
+            StoredKey {
+                bytes,
+                len: LONG_KEY_LEN,
+            }
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Whether the full key lives in the record rather than in the stored key.
+    pub fn is_long(&self) -> bool {
+        self.len == LONG_KEY_LEN
+    }
+}
+
+/// What a stored key tells about its logical key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoredKind<'a> {
+    /// The full key, recovered from the stored key.
+    Direct(&'a [u8]),
+    /// A long key: the full key must be read from the record.
+    Long,
+}
+
+/// Classifies a stored key; `None` for bytes that are neither form (not written by us).
+pub fn classify(stored: &[u8]) -> Option<StoredKind<'_>> {
+    match stored.len() {
+        0 => None,
+        LONG_KEY_LEN if stored[DIRECT_KEY_MAX] == LONG_MARKER => Some(StoredKind::Long),
+        n if n <= DIRECT_KEY_MAX + 1 && stored[n - 1] == DIRECT_TERMINATOR => {
+            Some(StoredKind::Direct(&stored[..n - 1]))
+        }
+        _ => None,
+    }
+}
+
+/// Where a scan for all full keys starting with `prefix` begins: every matching stored key is
+/// `>=` this and starts with it (a long prefix can only match long-form keys).
+pub fn scan_start(prefix: &[u8]) -> Vec<u8> {
+    if prefix.len() <= DIRECT_KEY_MAX {
+        prefix.to_vec()
+    } else {
+        let mut start = prefix[..DIRECT_KEY_MAX].to_vec();
+        start.push(LONG_MARKER);
+        start
+    }
+}
+
+/// FNV-1a with 128-bit state: stable across platforms and releases, as an on-disk hash must be.
+pub fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut hash = OFFSET;
+    for &b in bytes {
+        hash ^= b as u128;
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_key_of(stored: &[u8], record_key: &[u8]) -> Vec<u8> {
+        match classify(stored).unwrap() {
+            StoredKind::Direct(k) => k.to_vec(),
+            StoredKind::Long => record_key.to_vec(),
+        }
+    }
+
+    #[test]
+    fn empty_key_maps_to_a_storable_key() {
+        let k = StoredKey::encode(b"");
+        assert_eq!(k.as_bytes(), &[0u8]);
+        assert_eq!(classify(k.as_bytes()), Some(StoredKind::Direct(b"")));
+    }
+
+    #[test]
+    fn direct_keys_round_trip() {
+        for key in [
+            &b"a"[..],
+            b"a\0",
+            "\u{241F}x".as_bytes(),
+            &[b'z'; DIRECT_KEY_MAX],
+        ] {
+            let k = StoredKey::encode(key);
+            assert!(!k.is_long());
+            assert_eq!(full_key_of(k.as_bytes(), b""), key);
+        }
+    }
+
+    #[test]
+    fn long_keys_fit_lmdb_and_differ_by_hash() {
+        let a = vec![b'x'; 600];
+        let mut b = a.clone();
+        b[599] = b'y';
+        let (ka, kb) = (StoredKey::encode(&a), StoredKey::encode(&b));
+        assert!(ka.is_long() && kb.is_long());
+        assert!(ka.as_bytes().len() <= 511);
+        assert_ne!(ka.as_bytes(), kb.as_bytes());
+        assert_eq!(classify(ka.as_bytes()), Some(StoredKind::Long));
+    }
+
+    #[test]
+    fn stored_order_follows_byte_order_of_full_keys() {
+        let long_a = [vec![b'a'; 500], b"zz".to_vec()].concat();
+        let mut keys: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\0".to_vec(),
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            b"a\0b".to_vec(),
+            b"ab".to_vec(),
+            vec![b'a'; DIRECT_KEY_MAX],
+            long_a,
+            "é".as_bytes().to_vec(),
+            "😀".as_bytes().to_vec(),
+            b"b".to_vec(),
+        ];
+        keys.sort();
+        let stored: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| StoredKey::encode(k).as_bytes().to_vec())
+            .collect();
+        let mut sorted = stored.clone();
+        sorted.sort();
+        assert_eq!(stored, sorted);
+    }
+
+    #[test]
+    fn prefix_scan_start_is_a_prefix_of_every_matching_stored_key() {
+        for prefix_len in [0usize, 3, 480, 481, 700] {
+            let prefix = vec![b'p'; prefix_len];
+            let start = scan_start(&prefix);
+            for extra in [0usize, 1, 10, 600] {
+                let full = [prefix.clone(), vec![b'q'; extra]].concat();
+                let stored = StoredKey::encode(&full);
+                assert!(
+                    stored.as_bytes().starts_with(&start),
+                    "prefix {prefix_len} extra {extra}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn classify_rejects_foreign_bytes() {
+        assert_eq!(classify(b""), None);
+        assert_eq!(classify(b"abc"), None);
+        assert_eq!(classify(&[1u8; LONG_KEY_LEN]), None);
+    }
+
+    #[test]
+    fn fnv_hash_is_stable() {
+        // Pinned: the on-disk format depends on this value never changing.
+        assert_eq!(fnv1a_128(b""), 0x6c62272e07bb014262b821756295c58d);
+        assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+    }
+}

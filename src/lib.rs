@@ -1,0 +1,14 @@
+//! Native core of `@promethean/lmdb-cache`.
+//!
+//! The pure-Rust core (`keys`, `record`, `store`, `writer`, `registry`, `error`) knows nothing
+//! of N-API and is tested with `cargo test`; `binding` is the thin napi layer over it.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod binding;
+mod error;
+mod keys;
+mod record;
+mod registry;
+mod store;
+mod writer;

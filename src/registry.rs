@@ -1,0 +1,213 @@
+//! The process-wide registry: one [`SharedStore`] per canonical directory, shared by every
+//! handle and every worker thread, reference counted by open handles.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+use crate::error::{CacheError, CacheResult};
+use crate::store::{Store, StoreOptions};
+use crate::writer::{spawn_writer, WriteQueue, WriteRequest};
+
+/// A store, its write queue and the writer thread that drains it.
+pub struct SharedStore {
+    pub store: Arc<Store>,
+    queue: Arc<WriteQueue>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SharedStore {
+    pub fn enqueue(&self, request: WriteRequest) -> CacheResult<()> {
+        self.queue.push(request)
+    }
+
+    /// Drains the queue, stops the writer and closes the environment.
+    fn shut_down(self: Arc<Self>) {
+        self.queue.close();
+        if let Some(writer) = self.writer.lock().take() {
+            let _ = writer.join();
+        }
+        // Close LMDB now when nobody else holds the store, so the path can be reopened at
+        // once; otherwise the last holder's drop closes it.
+        if let Ok(shared) = Arc::try_unwrap(self) {
+            if let Ok(store) = Arc::try_unwrap(shared.store) {
+                store.close();
+            }
+        }
+    }
+}
+
+struct Entry {
+    path: PathBuf,
+    shared: Arc<SharedStore>,
+    handles: usize,
+}
+
+static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+/// Opens (or joins) the store at `path`, creating the directory if needed.
+pub fn acquire(path: &Path, opts: &StoreOptions) -> CacheResult<Arc<SharedStore>> {
+    let canonical = prepare_directory(path)?;
+    let mut registry = REGISTRY.lock();
+    if let Some(entry) = registry.iter_mut().find(|e| e.path == canonical) {
+        entry.handles += 1;
+        entry.shared.store.raise_max_map_size(opts.max_map_size);
+        return Ok(Arc::clone(&entry.shared));
+    }
+    let store = Arc::new(Store::open(&canonical, opts)?);
+    let queue = Arc::new(WriteQueue::default());
+    let writer = spawn_writer(Arc::clone(&store), Arc::clone(&queue))
+        .map_err(|e| CacheError::from_io(e, &canonical))?;
+    let shared = Arc::new(SharedStore {
+        store,
+        queue,
+        writer: Mutex::new(Some(writer)),
+    });
+    registry.push(Entry {
+        path: canonical,
+        shared: Arc::clone(&shared),
+        handles: 1,
+    });
+    Ok(shared)
+}
+
+/// Gives back one handle; the last one shuts the store down (after its queued writes).
+pub fn release(shared: Arc<SharedStore>) {
+    let mut registry = REGISTRY.lock();
+    let Some(index) = registry
+        .iter()
+        .position(|e| Arc::ptr_eq(&e.shared, &shared))
+    else {
+        return;
+    };
+    registry[index].handles -= 1;
+    if registry[index].handles > 0 {
+        return;
+    }
+    let entry = registry.swap_remove(index);
+    drop(shared);
+    // Shut down while holding the registry lock: a concurrent open of the same path waits and
+    // then opens a fresh environment instead of joining a closing one.
+    entry.shared.shut_down();
+}
+
+/// Number of stores open in this process (for tests and stats).
+pub fn open_store_count() -> usize {
+    REGISTRY.lock().len()
+}
+
+fn prepare_directory(path: &Path) -> CacheResult<PathBuf> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(CacheError::NotADirectory {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(|e| CacheError::from_io(e, path))?;
+        }
+        Err(e) => return Err(CacheError::from_io(e, path)),
+    }
+    std::fs::canonicalize(path).map_err(|e| CacheError::from_io(e, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::{Completion, CompletionSink, Durability, Reply, WriteKind};
+    use std::sync::mpsc;
+
+    pub(crate) fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lmdb-cache-rs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    struct ChannelSink(Mutex<mpsc::Sender<(u32, CacheResult<f64>)>>);
+    impl CompletionSink for ChannelSink {
+        fn complete(&self, done: Vec<Completion>) {
+            for c in done {
+                let _ = self.0.lock().send((c.ticket, c.result));
+            }
+        }
+    }
+
+    fn encode_put(key: &[u8], json: &[u8]) -> Vec<u8> {
+        let mut b = 1u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&[1, 0]);
+        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.extend_from_slice(key);
+        b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        b.extend_from_slice(json);
+        b
+    }
+
+    fn read_json(shared: &SharedStore, key: &[u8]) -> Option<Vec<u8>> {
+        shared
+            .store
+            .lookup(key, |r| r.and_then(|r| r.json.map(|j| j.to_vec())))
+            .unwrap()
+    }
+
+    #[test]
+    fn two_acquires_share_one_store_and_the_last_release_closes_it() {
+        let dir = temp_dir("share");
+        let a = acquire(&dir, &StoreOptions::default()).unwrap();
+        let b = acquire(&dir.join("."), &StoreOptions::default()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let (tx, rx) = mpsc::channel();
+        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
+        a.enqueue(WriteRequest {
+            kind: WriteKind::Batch(encode_put(b"k", b"1")),
+            durability: Durability::Durable,
+            reply: Some(Reply {
+                sink: Arc::clone(&sink),
+                ticket: 7,
+            }),
+        })
+        .unwrap();
+        let (ticket, result) = rx.recv().unwrap();
+        assert_eq!((ticket, result), (7, Ok(0.0)));
+        assert_eq!(read_json(&b, b"k").as_deref(), Some(&b"1"[..]));
+        release(a);
+        assert_eq!(read_json(&b, b"k").as_deref(), Some(&b"1"[..]));
+        release(b);
+        // Reopening right after the last release works and finds the data.
+        let c = acquire(&dir, &StoreOptions::default()).unwrap();
+        assert_eq!(read_json(&c, b"k").as_deref(), Some(&b"1"[..]));
+        release(c);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_path_is_refused_with_not_a_directory() {
+        let dir = temp_dir("file");
+        std::fs::write(&dir, b"x").unwrap();
+        let err = acquire(&dir, &StoreOptions::default()).err().unwrap();
+        assert_eq!(err.code(), "ERR_NOT_A_DIRECTORY");
+        std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_foreign_data_file_is_refused_with_invalid_database() {
+        let dir = temp_dir("foreign");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data.mdb"), vec![0x42u8; 64 * 1024]).unwrap();
+        let err = acquire(&dir, &StoreOptions::default()).err().unwrap();
+        assert_eq!(err.code(), "ERR_INVALID_DATABASE");
+        assert_eq!(open_store_count_for(&dir), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn open_store_count_for(dir: &Path) -> usize {
+        let canonical = std::fs::canonicalize(dir).unwrap();
+        REGISTRY
+            .lock()
+            .iter()
+            .filter(|e| e.path == canonical)
+            .count()
+    }
+}

@@ -1,0 +1,475 @@
+//! One LMDB environment (one cache directory) in this process.
+//!
+//! Invariants:
+//! * At most one `Store` per canonical path per process (enforced by `registry`), because
+//!   LMDB forbids two environment handles on one file in one process.
+//! * Every transaction of this process runs while holding `map_lock` shared; the map is only
+//!   resized while holding it exclusively, because LMDB requires that no transaction of the
+//!   process is active during `mdb_env_set_mapsize`.
+//! * Only the store's writer thread begins write transactions and changes the sync flags.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use heed::types::Bytes;
+use heed::{
+    CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, RoTxn,
+    WithoutTls,
+};
+use parking_lot::RwLock;
+
+use crate::error::{CacheError, CacheResult};
+use crate::keys::{self, StoredKey, StoredKind};
+use crate::record::Record;
+
+/// Version of the on-disk layout (databases, key forms, record header). Bumped on any
+/// incompatible change; a reader refuses formats newer than its own.
+pub const FORMAT_VERSION: u32 = 1;
+
+const ENTRIES_DB: &str = "entries";
+const EXPIRIES_DB: &str = "expiries";
+const META_DB: &str = "meta";
+const FORMAT_KEY: &[u8] = b"format";
+/// Map sizes are kept multiples of this, which is a multiple of every OS page size in use.
+const MAP_GRANULE: u64 = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Map size to open with (LMDB adopts a larger one recorded in the file).
+    pub initial_map_size: u64,
+    /// Puts that would need a larger map fail with `ERR_CACHE_FULL`.
+    pub max_map_size: u64,
+    pub max_readers: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            initial_map_size: 64 << 20,
+            max_map_size: 256 << 30,
+            max_readers: 1022,
+        }
+    }
+}
+
+pub type Entries = Database<'static, Bytes, Bytes>;
+
+pub struct Store {
+    env: Env<WithoutTls>,
+    /// stored key -> record
+    pub(crate) entries: Entries,
+    /// expiry (u64 big-endian) ++ stored key -> empty: every entry with an expiry, in expiry
+    /// order, so a sweep visits only what has expired.
+    pub(crate) expiries: Entries,
+    map_lock: RwLock<()>,
+    max_map_size: AtomicU64,
+    path: PathBuf,
+}
+
+/// Whether an entries page ended the scan.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PageEnd {
+    /// The scan is complete.
+    Done,
+    /// More may follow after this stored key.
+    After(Vec<u8>),
+}
+
+/// An expired entry met by a read, to be deleted lazily.
+pub struct ExpiredEntry {
+    pub full_key: Vec<u8>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the environment in the existing directory `path`.
+    pub fn open(path: &Path, opts: &StoreOptions) -> CacheResult<Store> {
+        let mut builder = EnvOpenOptions::new().read_txn_without_tls();
+        builder
+            .map_size(round_map_size(opts.initial_map_size.min(opts.max_map_size)) as usize)
+            .max_readers(opts.max_readers)
+            .max_dbs(8);
+        let env = open_env_retrying(&builder, path)?;
+        // A process killed while reading leaves its reader slot behind; free those first.
+        env.clear_stale_readers()
+            .map_err(|e| CacheError::from_heed(e, path))?;
+        let (entries, expiries) = open_databases(&env, path)?;
+        Ok(Store {
+            env,
+            entries,
+            expiries,
+            map_lock: RwLock::new(()),
+            max_map_size: AtomicU64::new(round_map_size(opts.max_map_size)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn heed_error(&self, e: heed::Error) -> CacheError {
+        CacheError::from_heed(e, &self.path)
+    }
+
+    pub fn max_map_size(&self) -> u64 {
+        self.max_map_size.load(Ordering::Relaxed)
+    }
+
+    /// A second opener may ask for a larger maximum; the largest wins.
+    pub fn raise_max_map_size(&self, max: u64) {
+        self.max_map_size
+            .fetch_max(round_map_size(max), Ordering::Relaxed);
+    }
+
+    pub fn map_size(&self) -> u64 {
+        self.env.info().map_size as u64
+    }
+
+    /// Runs `f` in a fresh read-only transaction, adopting a map grown by another process and
+    /// reclaiming reader slots of dead processes when LMDB asks for it.
+    pub fn read<R>(
+        &self,
+        f: impl FnOnce(&RoTxn<'_, WithoutTls>) -> CacheResult<R>,
+    ) -> CacheResult<R> {
+        let mut cleared_readers = false;
+        loop {
+            let guard = self.map_lock.read();
+            match self.env.read_txn() {
+                Ok(txn) => {
+                    let result = f(&txn);
+                    drop(txn);
+                    drop(guard);
+                    return result;
+                }
+                Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                    drop(guard);
+                    self.adopt_map_size()?;
+                }
+                Err(heed::Error::Mdb(MdbError::ReadersFull)) if !cleared_readers => {
+                    drop(guard);
+                    cleared_readers = true;
+                    self.env
+                        .clear_stale_readers()
+                        .map_err(|e| self.heed_error(e))?;
+                }
+                Err(e) => return Err(self.heed_error(e)),
+            }
+        }
+    }
+
+    /// Looks a full key up and hands its live-or-expired record to `visit` (or `None`).
+    /// `visit` runs inside the transaction: the record borrows the map.
+    pub fn lookup<R>(
+        &self,
+        full_key: &[u8],
+        visit: impl FnOnce(Option<Record<'_>>) -> R,
+    ) -> CacheResult<R> {
+        let stored = StoredKey::encode(full_key);
+        self.read(|txn| {
+            let raw = self
+                .entries
+                .get(txn, stored.as_bytes())
+                .map_err(|e| self.heed_error(e))?;
+            let record = match raw {
+                None => None,
+                Some(bytes) => {
+                    let record = Record::decode(bytes)?;
+                    // A long key's slot may hold a different key with the same hash.
+                    if stored.is_long() && record.full_key != Some(full_key) {
+                        None
+                    } else {
+                        Some(record)
+                    }
+                }
+            };
+            Ok(visit(record))
+        })
+    }
+
+    /// Appends to `out` the live entries whose full key starts with `prefix`, in stored-key
+    /// order, starting after the stored key `after` (or at the beginning), until `max_entries`
+    /// or about `max_bytes` were written. Expired entries are skipped and reported in
+    /// `expired`.
+    ///
+    /// Each entry is `[u32 LE key length][full key][u8 kind: 0 JSON, 1 undefined]
+    /// [u32 LE JSON length][JSON]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        now: u64,
+        max_entries: usize,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+        expired: &mut Vec<ExpiredEntry>,
+    ) -> CacheResult<(usize, PageEnd)> {
+        let start = keys::scan_start(prefix);
+        self.read(|txn| {
+            // LMDB rejects an empty key, even as a bound: scan all from the start then.
+            let lower = match after {
+                Some(a) => Bound::Excluded(a),
+                None if start.is_empty() => Bound::Unbounded,
+                None => Bound::Included(&start[..]),
+            };
+            let range = (lower, Bound::Unbounded);
+            let iter = self
+                .entries
+                .range(txn, &range)
+                .map_err(|e| self.heed_error(e))?;
+            let mut count = 0usize;
+            for item in iter {
+                let (stored, bytes) = item.map_err(|e| self.heed_error(e))?;
+                if !stored.starts_with(&start) {
+                    return Ok((count, PageEnd::Done));
+                }
+                let record = Record::decode(bytes)?;
+                let full_key = match keys::classify(stored) {
+                    Some(StoredKind::Direct(k)) => k,
+                    Some(StoredKind::Long) => {
+                        record.full_key.ok_or_else(|| CacheError::CorruptRecord {
+                            detail: "long key record without its key".into(),
+                        })?
+                    }
+                    None => continue,
+                };
+                if !full_key.starts_with(prefix) {
+                    continue;
+                }
+                if record.is_expired(now) {
+                    expired.push(ExpiredEntry {
+                        full_key: full_key.to_vec(),
+                    });
+                    continue;
+                }
+                out.extend_from_slice(&(full_key.len() as u32).to_le_bytes());
+                out.extend_from_slice(full_key);
+                match record.json {
+                    Some(json) => {
+                        out.push(0);
+                        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+                        out.extend_from_slice(json);
+                    }
+                    None => {
+                        out.push(1);
+                        out.extend_from_slice(&0u32.to_le_bytes());
+                    }
+                }
+                count += 1;
+                if count >= max_entries || out.len() >= max_bytes {
+                    return Ok((count, PageEnd::After(stored.to_vec())));
+                }
+            }
+            Ok((count, PageEnd::Done))
+        })
+    }
+
+    /// Begins a write transaction (writer thread only), adopting a grown map if needed.
+    /// The returned guard must outlive the transaction.
+    pub(crate) fn write_txn(
+        &self,
+    ) -> CacheResult<(parking_lot::RwLockReadGuard<'_, ()>, heed::RwTxn<'_>)> {
+        loop {
+            let guard = self.map_lock.read();
+            match self.env.write_txn() {
+                Ok(txn) => return Ok((guard, txn)),
+                Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                    drop(guard);
+                    self.adopt_map_size()?;
+                }
+                Err(e) => return Err(self.heed_error(e)),
+            }
+        }
+    }
+
+    /// Takes the size another process grew the map to.
+    fn adopt_map_size(&self) -> CacheResult<()> {
+        let _exclusive = self.map_lock.write();
+        // SAFETY: holding `map_lock` exclusively means no transaction of this process is
+        // active, which is what mdb_env_set_mapsize requires.
+        unsafe { self.env.resize(0) }.map_err(|e| self.heed_error(e))
+    }
+
+    /// Doubles the map (at least +64 MiB) up to `limit`. Returns false when already there.
+    pub(crate) fn grow_map(&self, limit: u64) -> CacheResult<bool> {
+        let _exclusive = self.map_lock.write();
+        let current = self.env.info().map_size as u64;
+        let limit = round_map_size(limit);
+        if current >= limit {
+            return Ok(false);
+        }
+        let wanted = current.saturating_mul(2).max(current + (64 << 20));
+        let next = round_map_size(wanted.min(limit)).max(current + MAP_GRANULE);
+        // SAFETY: as in `adopt_map_size`, no transaction of this process is active.
+        unsafe { self.env.resize(next as usize) }.map_err(|e| self.heed_error(e))?;
+        Ok(true)
+    }
+
+    /// Sets how the next commits reach the disk (writer thread only).
+    pub(crate) fn set_sync_flags(&self, flags: EnvFlags) -> CacheResult<()> {
+        let all = EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC;
+        // SAFETY: only the store's single writer thread calls this, so LMDB's "one thread at a
+        // time" rule for mdb_env_set_flags holds; read transactions do not read these flags.
+        unsafe {
+            self.env
+                .set_flags(all, FlagSetMode::Disable)
+                .map_err(|e| self.heed_error(e))?;
+            if !flags.is_empty() {
+                self.env
+                    .set_flags(flags, FlagSetMode::Enable)
+                    .map_err(|e| self.heed_error(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn force_sync(&self) -> CacheResult<()> {
+        self.env.force_sync().map_err(|e| self.heed_error(e))
+    }
+
+    /// Closes the environment and waits until LMDB released it, so the path can be reopened.
+    pub fn close(self) {
+        let Store { env, .. } = self;
+        env.prepare_for_closing().wait();
+    }
+
+    pub fn stats(&self) -> CacheResult<StoreStats> {
+        let info = self.env.info();
+        let entries = self.read(|txn| self.entries.len(txn).map_err(|e| self.heed_error(e)))?;
+        Ok(StoreStats {
+            entries,
+            map_size: info.map_size as u64,
+            max_map_size: self.max_map_size(),
+            readers_in_use: info.number_of_readers,
+            max_readers: info.maximum_number_of_readers,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreStats {
+    pub entries: u64,
+    pub map_size: u64,
+    pub max_map_size: u64,
+    pub readers_in_use: u32,
+    pub max_readers: u32,
+}
+
+pub fn round_map_size(n: u64) -> u64 {
+    n.max(MAP_GRANULE).div_ceil(MAP_GRANULE) * MAP_GRANULE
+}
+
+fn open_env_retrying(
+    builder: &EnvOpenOptions<WithoutTls>,
+    path: &Path,
+) -> CacheResult<Env<WithoutTls>> {
+    // heed refuses a path whose previous environment is still closing on another thread;
+    // that lasts at most until its last transaction ends.
+    for _ in 0..200 {
+        // SAFETY: the registry guarantees one environment per canonical path in this process;
+        // the files are only changed through LMDB (its lock file coordinates processes).
+        match unsafe { builder.open(path) } {
+            Err(heed::Error::EnvAlreadyOpened) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.map_err(|e| CacheError::from_heed(e, path)),
+        }
+    }
+    Err(CacheError::Io {
+        detail: format!("{} stayed open elsewhere in this process", path.display()),
+    })
+}
+
+/// Opens our databases, creating them (and the format record) in a fresh environment. An
+/// environment that holds anything else is refused rather than written into.
+fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, Entries)> {
+    let heed_err = |e: heed::Error| CacheError::from_heed(e, path);
+    let rtxn = env.read_txn().map_err(heed_err)?;
+    let existing = env
+        .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
+            let entries = opener.open_database::<Bytes, Bytes>(rtxn, Some(ENTRIES_DB))?;
+            let expiries = opener.open_database::<Bytes, Bytes>(rtxn, Some(EXPIRIES_DB))?;
+            let meta = opener.open_database::<Bytes, Bytes>(rtxn, Some(META_DB))?;
+            Ok(match (entries, expiries, meta) {
+                (Some(a), Some(b), Some(m)) => CommitOrAbort::Commit((a, b, m)),
+                _ => CommitOrAbort::Abort(()),
+            })
+        })
+        .map_err(heed_err)?;
+    if let CommitOrAbort::Commit((entries, expiries, meta)) = existing {
+        let rtxn = env.read_txn().map_err(heed_err)?;
+        check_format(meta.get(&rtxn, FORMAT_KEY).map_err(heed_err)?, path)?;
+        return Ok((entries, expiries));
+    }
+
+    let wtxn = env.write_txn().map_err(heed_err)?;
+    let created = env.create_databases_and_commit(wtxn, |opener, wtxn| -> CacheResult<_> {
+        let unnamed = opener
+            .open_database::<Bytes, Bytes>(wtxn, None)
+            .map_err(heed_err)?
+            .ok_or_else(|| CacheError::InvalidDatabase {
+                path: path.into(),
+                detail: "no main database".into(),
+            })?;
+        // Named databases are listed in the unnamed one; anything else there belongs to
+        // another program.
+        for item in unnamed.iter(wtxn).map_err(heed_err)? {
+            let (name, _) = item.map_err(heed_err)?;
+            if ![ENTRIES_DB, EXPIRIES_DB, META_DB]
+                .iter()
+                .any(|n| n.as_bytes() == name)
+            {
+                return Ok(CommitOrAbort::Abort(
+                    String::from_utf8_lossy(name).into_owned(),
+                ));
+            }
+        }
+        let entries = opener
+            .create_database::<Bytes, Bytes>(wtxn, Some(ENTRIES_DB))
+            .map_err(heed_err)?;
+        let expiries = opener
+            .create_database::<Bytes, Bytes>(wtxn, Some(EXPIRIES_DB))
+            .map_err(heed_err)?;
+        let meta = opener
+            .create_database::<Bytes, Bytes>(wtxn, Some(META_DB))
+            .map_err(heed_err)?;
+        match meta.get(wtxn, FORMAT_KEY).map_err(heed_err)? {
+            Some(existing) => check_format(Some(existing), path)?,
+            None => {
+                let v = serde_json::to_vec(&serde_json::json!({ "format": FORMAT_VERSION }))
+                    .expect("a JSON literal serializes");
+                meta.put(wtxn, FORMAT_KEY, &v).map_err(heed_err)?;
+            }
+        }
+        Ok(CommitOrAbort::Commit((entries, expiries)))
+    })?;
+    match created {
+        CommitOrAbort::Commit((entries, expiries)) => Ok((entries, expiries)),
+        CommitOrAbort::Abort(foreign) => Err(CacheError::InvalidDatabase {
+            path: path.into(),
+            detail: format!("it is an LMDB environment of another program (it has a database named {foreign:?})"),
+        }),
+    }
+}
+
+fn check_format(format: Option<&[u8]>, path: &Path) -> CacheResult<()> {
+    let invalid = |detail: &str| CacheError::InvalidDatabase {
+        path: path.into(),
+        detail: detail.into(),
+    };
+    let meta: serde_json::Value =
+        serde_json::from_slice(format.ok_or_else(|| invalid("no format record"))?)
+            .map_err(|_| invalid("unreadable format record"))?;
+    let found = meta
+        .get("format")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| invalid("format record without a version"))?;
+    if found > FORMAT_VERSION as u64 {
+        return Err(CacheError::UnsupportedFormat {
+            found: found as u32,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,577 @@
+//! The write queue and its writer thread.
+//!
+//! Every write of this process to one store goes through one queue. The writer thread takes
+//! everything queued while it was committing and applies it in ONE write transaction, so
+//! concurrent writers share commits and fsyncs. Each request is atomic: if one request of a
+//! group fails (a full map that cannot grow, a key collision), the transaction is aborted and
+//! the group is retried one request per transaction, so the others still land.
+//! A request's completion is reported only after its transaction committed.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use heed::{EnvFlags, MdbError, RwTxn};
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{CacheError, CacheResult};
+use crate::keys::StoredKey;
+use crate::record::{expiry_from_js, Record};
+use crate::store::Store;
+
+/// How a commit reaches the disk; a group is committed with the strongest mode it contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Durability {
+    /// No fsync (MDB_NOSYNC): survives a process crash; an OS crash may lose recent commits or
+    /// corrupt the file.
+    NoSync,
+    /// fsync of the data, not of the meta page (MDB_NOMETASYNC): the file stays intact across
+    /// an OS crash, which may undo the last commit(s).
+    Durable,
+    /// fsync of data and meta page: an acknowledged write survives an OS crash.
+    Strict,
+}
+
+impl Durability {
+    fn env_flags(self) -> EnvFlags {
+        match self {
+            Durability::NoSync => EnvFlags::NO_SYNC,
+            Durability::Durable => EnvFlags::NO_META_SYNC,
+            Durability::Strict => EnvFlags::empty(),
+        }
+    }
+}
+
+/// Where a completed request's result goes (the napi layer delivers it to JS).
+pub trait CompletionSink: Send + Sync {
+    fn complete(&self, done: Vec<Completion>);
+}
+
+pub struct Completion {
+    pub ticket: u32,
+    /// Ok(number): 0 for puts and deletes, the deleted count for a sweep.
+    pub result: CacheResult<f64>,
+}
+
+pub struct Reply {
+    pub sink: Arc<dyn CompletionSink>,
+    pub ticket: u32,
+}
+
+pub enum WriteKind {
+    /// An encoded batch of puts and deletes (see [`parse_batch`]), applied atomically.
+    Batch(Vec<u8>),
+    /// Delete the entry if it is (still) expired at `now`: the lazy expiry of a read.
+    DeleteIfExpired { full_key: Vec<u8>, now: u64 },
+    /// Delete every entry expired at `now`; completes with the count.
+    Sweep { now: u64 },
+}
+
+pub struct WriteRequest {
+    pub kind: WriteKind,
+    pub durability: Durability,
+    /// `None` for fire-and-forget work (lazy expiry).
+    pub reply: Option<Reply>,
+}
+
+impl WriteRequest {
+    /// Requests that only delete may use the map's reserve beyond the maximum size, so that a
+    /// full cache can always be emptied.
+    fn only_deletes(&self) -> bool {
+        match &self.kind {
+            WriteKind::Batch(bytes) => parse_batch(bytes)
+                .map(|ops| ops.iter().all(|op| matches!(op, Op::Del { .. })))
+                .unwrap_or(false),
+            WriteKind::DeleteIfExpired { .. } | WriteKind::Sweep { .. } => true,
+        }
+    }
+}
+
+/// One operation of a batch, borrowing the encoded request.
+#[derive(Debug, PartialEq)]
+pub enum Op<'a> {
+    Put {
+        full_key: &'a [u8],
+        expiry: Option<u64>,
+        json: Option<&'a [u8]>,
+    },
+    Del {
+        full_key: &'a [u8],
+    },
+}
+
+const OP_PUT: u8 = 1;
+const OP_DEL: u8 = 2;
+const OP_FLAG_EXPIRY: u8 = 1;
+const OP_FLAG_UNDEFINED: u8 = 2;
+
+/// Parses a batch encoded by the JS layer:
+///
+/// ```text
+/// [u32 LE op count] then per op:
+/// [u8 kind: 1 put, 2 del][u8 flags: 1 has expiry, 2 undefined value]
+/// [f64 LE expiry epoch ms, if has expiry][u32 LE key length][key UTF-8]
+/// [u32 LE JSON length][JSON]  (puts that are not undefined)
+/// ```
+pub fn parse_batch(bytes: &[u8]) -> CacheResult<Vec<Op<'_>>> {
+    let mut r = Reader { bytes, pos: 0 };
+    let count = r.u32()? as usize;
+    let mut ops = Vec::with_capacity(count.min(bytes.len() / 6));
+    for _ in 0..count {
+        let kind = r.u8()?;
+        let flags = r.u8()?;
+        let expiry = if flags & OP_FLAG_EXPIRY != 0 {
+            expiry_from_js(r.f64()?)
+        } else {
+            None
+        };
+        let key_len = r.u32()? as usize;
+        let full_key = r.take(key_len)?;
+        ops.push(match kind {
+            OP_PUT => {
+                let json = if flags & OP_FLAG_UNDEFINED != 0 {
+                    None
+                } else {
+                    let n = r.u32()? as usize;
+                    Some(r.take(n)?)
+                };
+                Op::Put {
+                    full_key,
+                    expiry,
+                    json,
+                }
+            }
+            OP_DEL => Op::Del { full_key },
+            other => return Err(invalid(format!("unknown op kind {other}"))),
+        });
+    }
+    if r.pos != bytes.len() {
+        return Err(invalid("trailing bytes after the last op".into()));
+    }
+    Ok(ops)
+}
+
+fn invalid(detail: String) -> CacheError {
+    CacheError::InvalidRequest { detail }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> CacheResult<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| invalid("truncated batch".into()))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> CacheResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> CacheResult<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn f64(&mut self) -> CacheResult<f64> {
+        Ok(f64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+}
+
+/// The queue shared by every handle of one store in this process.
+pub struct WriteQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+struct QueueState {
+    pending: Vec<WriteRequest>,
+    closing: bool,
+}
+
+impl Default for WriteQueue {
+    fn default() -> Self {
+        WriteQueue {
+            state: Mutex::new(QueueState {
+                pending: Vec::new(),
+                closing: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+}
+
+impl WriteQueue {
+    pub fn push(&self, request: WriteRequest) -> CacheResult<()> {
+        let mut state = self.state.lock();
+        if state.closing {
+            return Err(CacheError::Closed);
+        }
+        state.pending.push(request);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Waits for work; `None` once closing and drained.
+    fn take(&self) -> Option<Vec<WriteRequest>> {
+        let mut state = self.state.lock();
+        loop {
+            if !state.pending.is_empty() {
+                return Some(std::mem::take(&mut state.pending));
+            }
+            if state.closing {
+                return None;
+            }
+            self.wake.wait(&mut state);
+        }
+    }
+
+    /// Stops accepting work; the writer drains what is queued, then exits.
+    pub fn close(&self) {
+        self.state.lock().closing = true;
+        self.wake.notify_all();
+    }
+}
+
+pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("lmdb-cache-writer".into())
+        .spawn(move || {
+            let mut writer = Writer {
+                store,
+                flags_for: None,
+                unsynced: false,
+                scratch: Vec::new(),
+            };
+            while let Some(group) = queue.take() {
+                writer.commit_and_reply(group);
+            }
+            if writer.unsynced {
+                // Closing: make commits done without a full fsync durable now. A failure here
+                // loses nothing that is not already on its way to disk.
+                let _ = writer.store.force_sync();
+            }
+        })
+}
+
+struct Writer {
+    store: Arc<Store>,
+    /// The durability the env flags are currently set for.
+    flags_for: Option<Durability>,
+    /// Some commit since the last full sync skipped an fsync.
+    unsynced: bool,
+    /// Reused buffer for encoding records.
+    scratch: Vec<u8>,
+}
+
+enum Failure {
+    /// The map is full: grow it, or isolate the request that does not fit.
+    MapFull,
+    /// The request cannot be applied; abort and isolate.
+    Request(CacheError),
+}
+
+impl Writer {
+    fn commit_and_reply(&mut self, group: Vec<WriteRequest>) {
+        let results = self.commit(&group);
+        deliver(group, results);
+    }
+
+    /// Commits `group` in one transaction if possible; returns one result per request.
+    fn commit(&mut self, group: &[WriteRequest]) -> Vec<CacheResult<f64>> {
+        let durability = group
+            .iter()
+            .map(|r| r.durability)
+            .max()
+            .unwrap_or(Durability::Durable);
+        loop {
+            match self.try_commit(group, durability) {
+                Ok(values) => return values.into_iter().map(Ok).collect(),
+                Err(Failure::MapFull) => {
+                    let only_deletes = group.iter().all(WriteRequest::only_deletes);
+                    let max = self.store.max_map_size();
+                    // Deletes need fresh pages too (copy-on-write); let them use a reserve.
+                    let limit = if only_deletes {
+                        max + (max / 16).max(8 << 20)
+                    } else {
+                        max
+                    };
+                    match self.store.grow_map(limit) {
+                        Ok(true) => continue,
+                        Ok(false) if group.len() > 1 => return self.commit_one_by_one(group),
+                        Ok(false) => return vec![Err(CacheError::Full { max_size: max })],
+                        Err(e) => return vec![Err(e); group.len()],
+                    }
+                }
+                Err(Failure::Request(_)) if group.len() > 1 => {
+                    return self.commit_one_by_one(group)
+                }
+                Err(Failure::Request(e)) => return vec![Err(e)],
+            }
+        }
+    }
+
+    fn commit_one_by_one(&mut self, group: &[WriteRequest]) -> Vec<CacheResult<f64>> {
+        group.chunks(1).flat_map(|one| self.commit(one)).collect()
+    }
+
+    fn try_commit(
+        &mut self,
+        group: &[WriteRequest],
+        durability: Durability,
+    ) -> Result<Vec<f64>, Failure> {
+        if self.flags_for != Some(durability) {
+            self.store
+                .set_sync_flags(durability.env_flags())
+                .map_err(Failure::Request)?;
+            self.flags_for = Some(durability);
+        }
+        let store = Arc::clone(&self.store);
+        let (guard, mut txn) = store.write_txn().map_err(Failure::Request)?;
+        let mut values = Vec::with_capacity(group.len());
+        for request in group {
+            match self.apply(&mut txn, &request.kind) {
+                Ok(v) => values.push(v),
+                Err(f) => {
+                    txn.abort();
+                    drop(guard);
+                    return Err(f);
+                }
+            }
+        }
+        let committed = txn.commit();
+        drop(guard);
+        match committed {
+            Ok(()) => {
+                if durability != Durability::Strict {
+                    self.unsynced = true;
+                }
+                Ok(values)
+            }
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    fn classify(&self, e: heed::Error) -> Failure {
+        match e {
+            heed::Error::Mdb(MdbError::MapFull) => Failure::MapFull,
+            other => Failure::Request(self.store.heed_error(other)),
+        }
+    }
+
+    fn apply(&mut self, txn: &mut RwTxn<'_>, kind: &WriteKind) -> Result<f64, Failure> {
+        match kind {
+            WriteKind::Batch(bytes) => {
+                let ops = parse_batch(bytes).map_err(Failure::Request)?;
+                for op in ops {
+                    match op {
+                        Op::Put {
+                            full_key,
+                            expiry,
+                            json,
+                        } => self.put(txn, full_key, expiry, json)?,
+                        Op::Del { full_key } => {
+                            self.delete_if(txn, full_key, |_| true)?;
+                        }
+                    }
+                }
+                Ok(0.0)
+            }
+            WriteKind::DeleteIfExpired { full_key, now } => {
+                let deleted = self.delete_if(txn, full_key, |r| r.is_expired(*now))?;
+                Ok(if deleted { 1.0 } else { 0.0 })
+            }
+            WriteKind::Sweep { now } => self.sweep(txn, *now).map(|n| n as f64),
+        }
+    }
+
+    /// Reads the record in `stored`'s slot if it belongs to `full_key`. Returns its expiry
+    /// (for the index) or an error when a different long key holds the slot.
+    fn existing_expiry(
+        &self,
+        txn: &RwTxn<'_>,
+        stored: &StoredKey,
+        full_key: &[u8],
+    ) -> Result<Option<Option<u64>>, Failure> {
+        let raw = self
+            .store
+            .entries
+            .get(txn, stored.as_bytes())
+            .map_err(|e| self.classify(e))?;
+        match raw {
+            None => Ok(None),
+            Some(bytes) => {
+                let record = Record::decode(bytes).map_err(Failure::Request)?;
+                if stored.is_long() && record.full_key != Some(full_key) {
+                    return Err(Failure::Request(CacheError::KeyCollision));
+                }
+                Ok(Some(record.expiry))
+            }
+        }
+    }
+
+    fn put(
+        &mut self,
+        txn: &mut RwTxn<'_>,
+        full_key: &[u8],
+        expiry: Option<u64>,
+        json: Option<&[u8]>,
+    ) -> Result<(), Failure> {
+        let stored = StoredKey::encode(full_key);
+        if let Some(Some(old)) = self.existing_expiry(txn, &stored, full_key)? {
+            if Some(old) != expiry {
+                self.store
+                    .expiries
+                    .delete(txn, &expiry_index_key(old, &stored))
+                    .map_err(|e| self.classify(e))?;
+            }
+        }
+        let record = Record {
+            expiry,
+            full_key: stored.is_long().then_some(full_key),
+            json,
+        };
+        self.scratch.clear();
+        record.encode_into(&mut self.scratch);
+        self.store
+            .entries
+            .put(txn, stored.as_bytes(), &self.scratch)
+            .map_err(|e| self.classify(e))?;
+        if let Some(x) = expiry {
+            self.store
+                .expiries
+                .put(txn, &expiry_index_key(x, &stored), &[])
+                .map_err(|e| self.classify(e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the entry of `full_key` if it exists and `condition` holds for its record.
+    fn delete_if(
+        &self,
+        txn: &mut RwTxn<'_>,
+        full_key: &[u8],
+        condition: impl Fn(&Record<'_>) -> bool,
+    ) -> Result<bool, Failure> {
+        let stored = StoredKey::encode(full_key);
+        let expiry = {
+            let raw = self
+                .store
+                .entries
+                .get(txn, stored.as_bytes())
+                .map_err(|e| self.classify(e))?;
+            let Some(bytes) = raw else { return Ok(false) };
+            let record = Record::decode(bytes).map_err(Failure::Request)?;
+            if (stored.is_long() && record.full_key != Some(full_key)) || !condition(&record) {
+                return Ok(false);
+            }
+            record.expiry
+        };
+        self.store
+            .entries
+            .delete(txn, stored.as_bytes())
+            .map_err(|e| self.classify(e))?;
+        if let Some(x) = expiry {
+            self.store
+                .expiries
+                .delete(txn, &expiry_index_key(x, &stored))
+                .map_err(|e| self.classify(e))?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes every entry expired at `now`, walking the expiry index from its start.
+    fn sweep(&self, txn: &mut RwTxn<'_>, now: u64) -> Result<u64, Failure> {
+        let mut deleted = 0u64;
+        loop {
+            // Collect a chunk first: LMDB iterators must not outlive the writes below.
+            let chunk: Vec<Vec<u8>> = {
+                let iter = self
+                    .store
+                    .expiries
+                    .iter(txn)
+                    .map_err(|e| self.classify(e))?;
+                let mut chunk = Vec::new();
+                for item in iter {
+                    let (key, _) = item.map_err(|e| self.classify(e))?;
+                    let expiry = u64::from_be_bytes(key[..8].try_into().map_err(|_| {
+                        Failure::Request(CacheError::CorruptRecord {
+                            detail: "short expiry index key".into(),
+                        })
+                    })?);
+                    if expiry > now || chunk.len() >= 4096 {
+                        break;
+                    }
+                    chunk.push(key.to_vec());
+                }
+                chunk
+            };
+            if chunk.is_empty() {
+                return Ok(deleted);
+            }
+            for index_key in chunk {
+                let stored = &index_key[8..];
+                let expiry = u64::from_be_bytes(index_key[..8].try_into().expect("8 bytes"));
+                let matches = match self
+                    .store
+                    .entries
+                    .get(txn, stored)
+                    .map_err(|e| self.classify(e))?
+                {
+                    Some(bytes) => {
+                        Record::decode(bytes).map_err(Failure::Request)?.expiry == Some(expiry)
+                    }
+                    None => false,
+                };
+                if matches {
+                    self.store
+                        .entries
+                        .delete(txn, stored)
+                        .map_err(|e| self.classify(e))?;
+                    deleted += 1;
+                }
+                self.store
+                    .expiries
+                    .delete(txn, &index_key)
+                    .map_err(|e| self.classify(e))?;
+            }
+        }
+    }
+}
+
+fn expiry_index_key(expiry: u64, stored: &StoredKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + stored.as_bytes().len());
+    k.extend_from_slice(&expiry.to_be_bytes());
+    k.extend_from_slice(stored.as_bytes());
+    k
+}
+
+/// Sends each request's result to its sink, one call per sink.
+fn deliver(group: Vec<WriteRequest>, results: Vec<CacheResult<f64>>) {
+    let mut by_sink: Vec<(Arc<dyn CompletionSink>, Vec<Completion>)> = Vec::new();
+    for (request, result) in group.into_iter().zip(results) {
+        let Some(reply) = request.reply else { continue };
+        let completion = Completion {
+            ticket: reply.ticket,
+            result,
+        };
+        match by_sink
+            .iter_mut()
+            .find(|(s, _)| Arc::ptr_eq(s, &reply.sink))
+        {
+            Some((_, list)) => list.push(completion),
+            None => by_sink.push((reply.sink, vec![completion])),
+        }
+    }
+    for (sink, done) in by_sink {
+        sink.complete(done);
+    }
+}
