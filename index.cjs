@@ -43,7 +43,7 @@ function onWritesDone(tickets, values, failures) {
     if (waiter === undefined) continue
     pending.delete(tickets[i])
     const error = failed === null ? undefined : failed.get(tickets[i])
-    if (error === undefined) waiter.resolve(values[i])
+    if (error === undefined) waiter.resolve(waiter.kind === WRITE_SWEEP ? values[i] : undefined)
     else waiter.reject(error)
     waiter.handle.writeSettled()
   }
@@ -183,7 +183,7 @@ class HandleState {
     binding.enqueue(this.id, ticket, kind, payload, now)
     if (pending.size === 0) hot.holdLoop()
     this.inflight++
-    return new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle: this }))
+    return new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle: this, kind }))
   }
 
   writeSettled() {
@@ -269,9 +269,9 @@ function* decodePage(page, prefixLength, state) {
     const kind = page[off]
     const valueLen = page.readUInt32LE(off + 1)
     off += 5
-    const value = kind === 0 ? JSON.parse(utf8Slice(page, off, off + valueLen)) : undefined
+    // A stored undefined is absent for get/has, so entries() skips it too, as level-cache does.
+    if (kind === 0) yield [fullKey.slice(prefixLength), JSON.parse(utf8Slice(page, off, off + valueLen))]
     off += valueLen
-    yield [fullKey.slice(prefixLength), value]
   }
   const cursorLen = page.readUInt32LE(off)
   state.after = cursorLen > 0 ? page.subarray(off + 4, off + 4 + cursorLen) : null
@@ -380,7 +380,7 @@ function makeView(handle, namespace) {
           throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operation type must be "put" or "del", got ${describe(op.type)}`)
         })
         if (encoded.length === 0) return Promise.resolve()
-        return write(encoded).then(() => undefined)
+        return write(encoded)
       } catch (error) {
         return Promise.reject(error)
       }

@@ -524,6 +524,14 @@ fn settle(status: std::thread::Result<CacheResult<i32>>) -> i32 {
     }
 }
 
+/// Exposes `noop` at module level, so benchmarks can measure the floor of a native call
+/// without initialising a thread.
+#[napi(module_exports)]
+pub fn register_module_level(mut exports: Object, env: Env) -> Result<()> {
+    exports.set_named_property("noop", raw_function(env.raw(), "noop", noop_raw)?)?;
+    Ok(())
+}
+
 /// `noop()`: the floor of a native call, for benchmarks.
 unsafe extern "C" fn noop_raw(
     _env: sys::napi_env,

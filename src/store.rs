@@ -473,3 +473,61 @@ fn check_format(format: Option<&[u8]>, path: &Path) -> CacheResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Not a correctness test: prints the native cost of a lookup (run with --ignored).
+    #[test]
+    #[ignore]
+    fn lookup_cost_probe() {
+        let dir = std::env::temp_dir().join(format!("lmdb-cache-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        let json = br#"{"id":12345,"name":"user-12345","email":"user12345@example.com","score":45,"tags":["a","b"]}"#;
+        {
+            let (_g, mut txn) = store.write_txn().unwrap();
+            let mut rec = Vec::new();
+            Record {
+                expiry: None,
+                full_key: None,
+                json: Some(json),
+            }
+            .encode_into(&mut rec);
+            for i in 0..100_000 {
+                let k = StoredKey::encode(format!("user:{i}").as_bytes());
+                store.entries.put(&mut txn, k.as_bytes(), &rec).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let keys: Vec<Vec<u8>> = (0..200_000)
+            .map(|i| format!("user:{}", (i * 7919) % 100_000).into_bytes())
+            .collect();
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let mut n = 0;
+            for k in &keys {
+                n += store
+                    .lookup(k, |r| r.map(|r| r.json.unwrap().len()).unwrap_or(0))
+                    .unwrap();
+            }
+            println!(
+                "lookup: {} ns/op ({n})",
+                t.elapsed().as_nanos() / keys.len() as u128
+            );
+            let t = std::time::Instant::now();
+            for _ in &keys {
+                let txn = store.env.read_txn().unwrap();
+                drop(txn);
+            }
+            println!(
+                "txn begin+abort: {} ns/op",
+                t.elapsed().as_nanos() / keys.len() as u128
+            );
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
