@@ -4,6 +4,8 @@
 //! of N-API and is tested with `cargo test`; `binding` is the thin napi layer over it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+// The napi entry points are only referenced by generated registration code, absent from tests.
+#![cfg_attr(test, allow(dead_code))]
 
 mod binding;
 mod error;

@@ -526,6 +526,21 @@ mod tests {
                 "txn begin+abort: {} ns/op",
                 t.elapsed().as_nanos() / keys.len() as u128
             );
+            let txn = store.env.read_txn().unwrap();
+            let t = std::time::Instant::now();
+            let mut n = 0;
+            for k in &keys {
+                let sk = StoredKey::encode(k);
+                n += store.entries.get(&txn, sk.as_bytes()).unwrap().map(|v| v.len()).unwrap_or(0);
+            }
+            println!("get in one txn: {} ns/op ({n})", t.elapsed().as_nanos() / keys.len() as u128);
+            drop(txn);
+            let seq: Vec<Vec<u8>> = (0..200_000).map(|i| format!("user:{}", i % 100_000).into_bytes()).collect();
+            let t = std::time::Instant::now();
+            for k in &seq {
+                n += store.lookup(k, |r| r.map(|r| r.json.unwrap().len()).unwrap_or(0)).unwrap();
+            }
+            println!("lookup, sequential keys: {} ns/op ({n})", t.elapsed().as_nanos() / keys.len() as u128);
         }
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
