@@ -214,9 +214,14 @@ impl WriteQueue {
         if state.closing {
             return Err(CacheError::Closed);
         }
+        // Only the first request of a group needs to wake the writer: later ones find it
+        // committing, and it takes everything queued when it comes back.
+        let wake = state.pending.is_empty();
         state.pending.push(request);
         drop(state);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
