@@ -104,10 +104,6 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn heed_error(&self, e: heed::Error) -> CacheError {
         CacheError::from_heed(e, &self.path)
     }
@@ -120,10 +116,6 @@ impl Store {
     pub fn raise_max_map_size(&self, max: u64) {
         self.max_map_size
             .fetch_max(round_map_size(max), Ordering::Relaxed);
-    }
-
-    pub fn map_size(&self) -> u64 {
-        self.env.info().map_size as u64
     }
 
     /// Runs `f` in a fresh read-only transaction, adopting a map grown by another process and
@@ -531,16 +523,31 @@ mod tests {
             let mut n = 0;
             for k in &keys {
                 let sk = StoredKey::encode(k);
-                n += store.entries.get(&txn, sk.as_bytes()).unwrap().map(|v| v.len()).unwrap_or(0);
+                n += store
+                    .entries
+                    .get(&txn, sk.as_bytes())
+                    .unwrap()
+                    .map(|v| v.len())
+                    .unwrap_or(0);
             }
-            println!("get in one txn: {} ns/op ({n})", t.elapsed().as_nanos() / keys.len() as u128);
+            println!(
+                "get in one txn: {} ns/op ({n})",
+                t.elapsed().as_nanos() / keys.len() as u128
+            );
             drop(txn);
-            let seq: Vec<Vec<u8>> = (0..200_000).map(|i| format!("user:{}", i % 100_000).into_bytes()).collect();
+            let seq: Vec<Vec<u8>> = (0..200_000)
+                .map(|i| format!("user:{}", i % 100_000).into_bytes())
+                .collect();
             let t = std::time::Instant::now();
             for k in &seq {
-                n += store.lookup(k, |r| r.map(|r| r.json.unwrap().len()).unwrap_or(0)).unwrap();
+                n += store
+                    .lookup(k, |r| r.map(|r| r.json.unwrap().len()).unwrap_or(0))
+                    .unwrap();
             }
-            println!("lookup, sequential keys: {} ns/op ({n})", t.elapsed().as_nanos() / keys.len() as u128);
+            println!(
+                "lookup, sequential keys: {} ns/op ({n})",
+                t.elapsed().as_nanos() / keys.len() as u128
+            );
         }
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);

@@ -445,6 +445,7 @@ impl Writer {
             json,
         };
         self.scratch.clear();
+        self.scratch.reserve(record.encoded_len());
         record.encode_into(&mut self.scratch);
         self.store
             .entries
