@@ -120,13 +120,43 @@ function expiryFor(ttlMs, now) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Writes: one binary request per call (layout: src/writer.rs, parse_batch)
+// Writes: every write is one binary request (layout: src/writer.rs, parse_batch); the
+// requests made during one turn of the event loop reach native code in one call
+// (parse_flush), so a burst of writes costs one N-API call and lands in one commit.
 
-let writeBuffer = Buffer.allocUnsafeSlow(64 * 1024)
+const REQUEST_HEADER_BYTES = 21
+let flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
+let flushLength = 4
+let flushTickets = []
+let flushScheduled = false
 
-function reserveWrite(bytes) {
-  if (writeBuffer.length < bytes) writeBuffer = Buffer.allocUnsafeSlow(Math.max(bytes, writeBuffer.length * 2))
-  return writeBuffer
+function reserveFlush(bytes) {
+  const needed = flushLength + bytes
+  if (flushBuffer.length < needed) {
+    const bigger = Buffer.allocUnsafeSlow(Math.max(needed, flushBuffer.length * 2))
+    flushBuffer.copy(bigger, 0, 0, flushLength)
+    flushBuffer = bigger
+  }
+  return flushBuffer
+}
+
+function flushWrites() {
+  flushScheduled = false
+  if (flushTickets.length === 0) return
+  const tickets = flushTickets
+  flushBuffer.writeUInt32LE(tickets.length, 0)
+  const bytes = flushBuffer.subarray(0, flushLength)
+  flushTickets = []
+  flushLength = 4
+  try {
+    binding.enqueueRequests(bytes)
+  } catch (error) {
+    // Only an internal fault gets here; fail the requests rather than leave them pending.
+    const failures = []
+    for (const ticket of tickets) failures.push(ticket, error)
+    onWritesDone(Uint32Array.from(tickets), new Float64Array(tickets.length), failures)
+  }
+  if (flushBuffer.length > 1024 * 1024) flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
 }
 
 /** Upper bound of an op's encoded size. */
@@ -134,14 +164,16 @@ function opBound(prefix, key, json) {
   return 18 + prefix.length + key.length * 3 + (json === undefined ? 0 : 4 + json.length * 3)
 }
 
-/** Encodes ops ({kind, key, json, expiry}) for the view; returns the request bytes. */
-function encodeOps(view, ops) {
-  const prefix = view.prefixBytes
+function opsBound(view, ops) {
   let bound = 4
-  for (const op of ops) bound += opBound(prefix, op.key, op.json)
-  const buf = reserveWrite(bound)
-  buf.writeUInt32LE(ops.length, 0)
-  let off = 4
+  for (const op of ops) bound += opBound(view.prefixBytes, op.key, op.json)
+  return bound
+}
+
+/** Encodes ops ({kind, key, json, expiry}) for the view into buf at off; returns the end. */
+function writeOps(buf, off, view, ops) {
+  const prefix = view.prefixBytes
+  off = buf.writeUInt32LE(ops.length, off)
   for (const op of ops) {
     let flags = 0
     if (op.expiry !== undefined) flags |= OP_FLAG_EXPIRY
@@ -151,7 +183,7 @@ function encodeOps(view, ops) {
     if (op.expiry !== undefined) off = buf.writeDoubleLE(op.expiry, off)
     const keyLenAt = off
     off += 4
-    prefix.copy(buf, off)
+    if (prefix.length > 0) buf.set(prefix, off)
     const keyLen = prefix.length + utf8Write(buf, op.key, off + prefix.length)
     buf.writeUInt32LE(keyLen, keyLenAt)
     off += keyLen
@@ -161,7 +193,7 @@ function encodeOps(view, ops) {
       off += 4 + jsonLen
     }
   }
-  return buf.subarray(0, off)
+  return off
 }
 
 // ---------------------------------------------------------------------------------------
@@ -177,10 +209,25 @@ class HandleState {
     this.onIdle = null
   }
 
-  submit(kind, payload, now) {
+  /** Queues one request; `ops` for a batch (null for a sweep). Settles after its commit. */
+  submit(kind, view, ops, now) {
     const ticket = nextTicket
     nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
-    binding.enqueue(this.id, ticket, kind, payload, now)
+    const buf = reserveFlush(REQUEST_HEADER_BYTES + (ops === null ? 0 : opsBound(view, ops)))
+    const start = flushLength
+    buf.writeUInt32LE(this.id, start)
+    buf.writeUInt32LE(ticket, start + 4)
+    buf[start + 8] = kind
+    buf.writeDoubleLE(now, start + 9)
+    const payloadStart = start + REQUEST_HEADER_BYTES
+    const end = ops === null ? payloadStart : writeOps(buf, payloadStart, view, ops)
+    buf.writeUInt32LE(end - payloadStart, start + 17)
+    flushLength = end
+    flushTickets.push(ticket)
+    if (!flushScheduled) {
+      flushScheduled = true
+      queueMicrotask(flushWrites)
+    }
     if (pending.size === 0) hot.holdLoop()
     this.inflight++
     return new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle: this, kind }))
@@ -313,7 +360,7 @@ function makeView(handle, namespace) {
   const prefix = namespace === '' ? '' : namespace + NAMESPACE_SEPARATOR
   const view = { handle, namespace, prefix, prefixBytes: Buffer.from(prefix, 'utf8') }
 
-  const write = (ops) => handle.submit(WRITE_BATCH, encodeOps(view, ops), 0)
+  const write = (ops) => handle.submit(WRITE_BATCH, view, ops, 0)
 
   return Object.freeze({
     get(key) {
@@ -393,7 +440,7 @@ function makeView(handle, namespace) {
     sweepExpired() {
       try {
         if (handle.closed) throw closedError()
-        return handle.submit(WRITE_SWEEP, scratch.subarray(0, 0), Date.now())
+        return handle.submit(WRITE_SWEEP, view, null, Date.now())
       } catch (error) {
         return Promise.reject(error)
       }

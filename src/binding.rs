@@ -24,7 +24,10 @@ use crate::error::{CacheError, CacheResult};
 use crate::record::expiry_from_js;
 use crate::registry::{self, SharedStore};
 use crate::store::{PageEnd, StoreOptions};
-use crate::writer::{Completion, CompletionSink, Durability, Reply, WriteKind, WriteRequest};
+use crate::writer::{
+    parse_flush, Completion, CompletionSink, Durability, Reply, WriteKind, WriteRequest,
+    REQUEST_SWEEP,
+};
 
 // Scratch buffer layout, shared with index.cjs through `init()`'s `layout` object.
 // Control slots are f64 (a Float64Array over the first bytes).
@@ -690,32 +693,63 @@ pub fn expire_key(handle: u32, key: &[u8], now: f64) -> i32 {
     })))
 }
 
-pub const WRITE_BATCH: u32 = 0;
-pub const WRITE_SWEEP: u32 = 1;
-
-/// Queues a write; its result arrives through `onWritesDone` with `ticket`.
-/// `kind` 0: `payload` is an encoded batch; 1: sweep everything expired at `now`.
+/// Queues the writes JS collected during one turn (layout: `writer::parse_flush`). Each
+/// request's result arrives through `onWritesDone` with its ticket, failures included (a
+/// handle closed meanwhile gets ERR_CACHE_CLOSED there).
 #[napi]
-pub fn enqueue(env: Env, handle: u32, ticket: u32, kind: u32, payload: &[u8], now: f64) {
+pub fn enqueue_requests(env: Env, flush: &[u8]) {
     let queued = with_thread(|t| {
-        let h = t.handle(handle)?;
-        let kind = match kind {
-            WRITE_BATCH => WriteKind::Batch(payload.to_vec()),
-            WRITE_SWEEP => WriteKind::Sweep {
-                now: expiry_from_js(now).unwrap_or(u64::MAX),
-            },
-            other => {
-                return Err(CacheError::InvalidRequest {
-                    detail: format!("write kind {other}"),
-                })
-            }
-        };
+        let requests = parse_flush(flush)?;
         let sink: Arc<dyn CompletionSink> = t.port.clone();
-        h.shared.enqueue(WriteRequest {
-            kind,
-            durability: h.durability,
-            reply: Some(Reply { sink, ticket }),
-        })
+        let mut failures = Vec::new();
+        let mut by_store: Vec<(Arc<SharedStore>, Vec<WriteRequest>)> = Vec::new();
+        for request in requests {
+            let handle = match t.handle(request.handle) {
+                Ok(h) => h,
+                Err(e) => {
+                    failures.push(Completion {
+                        ticket: request.ticket,
+                        result: Err(e),
+                    });
+                    continue;
+                }
+            };
+            let kind = match request.kind {
+                REQUEST_SWEEP => WriteKind::Sweep {
+                    now: expiry_from_js(request.now).unwrap_or(u64::MAX),
+                },
+                _ => WriteKind::Batch(request.payload.to_vec()),
+            };
+            let write = WriteRequest {
+                kind,
+                durability: handle.durability,
+                reply: Some(Reply {
+                    sink: Arc::clone(&sink),
+                    ticket: request.ticket,
+                }),
+            };
+            match by_store
+                .iter_mut()
+                .find(|(s, _)| Arc::ptr_eq(s, &handle.shared))
+            {
+                Some((_, list)) => list.push(write),
+                None => by_store.push((Arc::clone(&handle.shared), vec![write])),
+            }
+        }
+        for (shared, list) in by_store {
+            if let Err(refused) = shared.enqueue_many(list) {
+                failures.extend(refused.into_iter().filter_map(|w| w.reply).map(|reply| {
+                    Completion {
+                        ticket: reply.ticket,
+                        result: Err(CacheError::Closed),
+                    }
+                }));
+            }
+        }
+        if !failures.is_empty() {
+            t.port.complete(failures);
+        }
+        Ok(())
     });
     or_throw(&env, queued);
 }

@@ -23,6 +23,11 @@ impl SharedStore {
         self.queue.push(request)
     }
 
+    /// Queues requests in order; gives them back if the store is shutting down.
+    pub fn enqueue_many(&self, requests: Vec<WriteRequest>) -> Result<(), Vec<WriteRequest>> {
+        self.queue.push_many(requests)
+    }
+
     /// Drains the queue, stops the writer and closes the environment.
     fn shut_down(self: Arc<Self>) {
         self.queue.close();

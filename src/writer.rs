@@ -185,6 +185,56 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What a flushed request asks for.
+pub const REQUEST_BATCH: u8 = 0;
+pub const REQUEST_SWEEP: u8 = 1;
+
+/// One request of a flush from the JS layer, borrowing the flush bytes.
+#[derive(Debug, PartialEq)]
+pub struct FlushedRequest<'a> {
+    pub handle: u32,
+    pub ticket: u32,
+    pub kind: u8,
+    /// `Date.now()` of the request, for sweeps.
+    pub now: f64,
+    /// An encoded batch (see [`parse_batch`]) for REQUEST_BATCH.
+    pub payload: &'a [u8],
+}
+
+/// Parses the writes JS collected during one turn of its event loop, sent in one call:
+///
+/// ```text
+/// [u32 LE request count] then per request:
+/// [u32 LE handle][u32 LE ticket][u8 kind][f64 LE now][u32 LE payload length][payload]
+/// ```
+pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
+    let mut r = Reader { bytes, pos: 0 };
+    let count = r.u32()? as usize;
+    let mut requests = Vec::with_capacity(count.min(bytes.len() / 21));
+    for _ in 0..count {
+        let handle = r.u32()?;
+        let ticket = r.u32()?;
+        let kind = r.u8()?;
+        let now = r.f64()?;
+        let len = r.u32()? as usize;
+        let payload = r.take(len)?;
+        if kind != REQUEST_BATCH && kind != REQUEST_SWEEP {
+            return Err(invalid(format!("unknown request kind {kind}")));
+        }
+        requests.push(FlushedRequest {
+            handle,
+            ticket,
+            kind,
+            now,
+            payload,
+        });
+    }
+    if r.pos != bytes.len() {
+        return Err(invalid("trailing bytes after the last request".into()));
+    }
+    Ok(requests)
+}
+
 /// The queue shared by every handle of one store in this process.
 pub struct WriteQueue {
     state: Mutex<QueueState>,
@@ -210,14 +260,20 @@ impl Default for WriteQueue {
 
 impl WriteQueue {
     pub fn push(&self, request: WriteRequest) -> CacheResult<()> {
+        self.push_many(vec![request])
+            .map_err(|_| CacheError::Closed)
+    }
+
+    /// Queues requests in order; gives them back if the queue is closing.
+    pub fn push_many(&self, requests: Vec<WriteRequest>) -> Result<(), Vec<WriteRequest>> {
         let mut state = self.state.lock();
         if state.closing {
-            return Err(CacheError::Closed);
+            return Err(requests);
         }
         // Only the first request of a group needs to wake the writer: later ones find it
         // committing, and it takes everything queued when it comes back.
         let wake = state.pending.is_empty();
-        state.pending.push(request);
+        state.pending.extend(requests);
         drop(state);
         if wake {
             self.wake.notify_one();
