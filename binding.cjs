@@ -836,7 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.close = nativeBinding.close
-module.exports.enqueue = nativeBinding.enqueue
+module.exports.enqueueRequests = nativeBinding.enqueueRequests
 module.exports.entriesPage = nativeBinding.entriesPage
 module.exports.expireKey = nativeBinding.expireKey
 module.exports.init = nativeBinding.init

@@ -16,10 +16,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare function close(handle: number): void
 
 /**
- * Queues a write; its result arrives through `onWritesDone` with `ticket`.
- * `kind` 0: `payload` is an encoded batch; 1: sweep everything expired at `now`.
+ * Queues the writes JS collected during one turn (layout: `writer::parse_flush`). Each
+ * request's result arrives through `onWritesDone` with its ticket, failures included (a
+ * handle closed meanwhile gets ERR_CACHE_CLOSED there).
  */
-export declare function enqueue(handle: number, ticket: number, kind: number, payload: Uint8Array, now: number): void
+export declare function enqueueRequests(flush: Uint8Array): void
 
 /**
  * One page of `entries()`: live entries whose full key starts with `prefix`, after the

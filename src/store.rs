@@ -27,7 +27,6 @@ use crate::record::Record;
 /// incompatible change; a reader refuses formats newer than its own.
 pub const FORMAT_VERSION: u32 = 1;
 
-const ENTRIES_DB: &str = "entries";
 const EXPIRIES_DB: &str = "expiries";
 const META_DB: &str = "meta";
 const FORMAT_KEY: &[u8] = b"format";
@@ -216,15 +215,19 @@ impl Store {
                 if !stored.starts_with(&start) {
                     return Ok((count, PageEnd::Done));
                 }
+                // Classify before decoding: the main database also holds the records of
+                // the named databases, which are not entries.
+                let Some(kind) = keys::classify(stored) else {
+                    continue;
+                };
                 let record = Record::decode(bytes)?;
-                let full_key = match keys::classify(stored) {
-                    Some(StoredKind::Direct(k)) => k,
-                    Some(StoredKind::Long) => {
+                let full_key = match kind {
+                    StoredKind::Direct(k) => k,
+                    StoredKind::Long => {
                         record.full_key.ok_or_else(|| CacheError::CorruptRecord {
                             detail: "long key record without its key".into(),
                         })?
                     }
-                    None => continue,
                 };
                 if !full_key.starts_with(prefix) {
                     continue;
@@ -328,7 +331,10 @@ impl Store {
 
     pub fn stats(&self) -> CacheResult<StoreStats> {
         let info = self.env.info();
-        let entries = self.read(|txn| self.entries.len(txn).map_err(|e| self.heed_error(e)))?;
+        // The main database also holds the records of our two named databases.
+        let entries = self
+            .read(|txn| self.entries.len(txn).map_err(|e| self.heed_error(e)))?
+            .saturating_sub(2);
         Ok(StoreStats {
             entries,
             map_size: info.map_size as u64,
@@ -375,15 +381,20 @@ fn open_env_retrying(
 
 /// Opens our databases, creating them (and the format record) in a fresh environment. An
 /// environment that holds anything else is refused rather than written into.
+///
+/// Entries live in LMDB's unnamed (main) database: a named database costs every new read
+/// transaction an extra lookup of its record in the main database. The main database also
+/// holds the records of the two named databases (`expiries`, `meta`); their keys can never
+/// be stored keys (see `keys::classify`), so scans skip them.
 fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, Entries)> {
     let heed_err = |e: heed::Error| CacheError::from_heed(e, path);
     let rtxn = env.read_txn().map_err(heed_err)?;
     let existing = env
         .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
-            let entries = opener.open_database::<Bytes, Bytes>(rtxn, Some(ENTRIES_DB))?;
+            let main = opener.open_database::<Bytes, Bytes>(rtxn, None)?;
             let expiries = opener.open_database::<Bytes, Bytes>(rtxn, Some(EXPIRIES_DB))?;
             let meta = opener.open_database::<Bytes, Bytes>(rtxn, Some(META_DB))?;
-            Ok(match (entries, expiries, meta) {
+            Ok(match (main, expiries, meta) {
                 (Some(a), Some(b), Some(m)) => CommitOrAbort::Commit((a, b, m)),
                 _ => CommitOrAbort::Abort(()),
             })
@@ -397,50 +408,47 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
 
     let wtxn = env.write_txn().map_err(heed_err)?;
     let created = env.create_databases_and_commit(wtxn, |opener, wtxn| -> CacheResult<_> {
-        let unnamed = opener
+        let main = opener
             .open_database::<Bytes, Bytes>(wtxn, None)
             .map_err(heed_err)?
             .ok_or_else(|| CacheError::InvalidDatabase {
                 path: path.into(),
                 detail: "no main database".into(),
             })?;
-        // Named databases are listed in the unnamed one; anything else there belongs to
-        // another program.
-        for item in unnamed.iter(wtxn).map_err(heed_err)? {
-            let (name, _) = item.map_err(heed_err)?;
-            if ![ENTRIES_DB, EXPIRIES_DB, META_DB]
-                .iter()
-                .any(|n| n.as_bytes() == name)
-            {
-                return Ok(CommitOrAbort::Abort(
-                    String::from_utf8_lossy(name).into_owned(),
-                ));
-            }
-        }
-        let entries = opener
-            .create_database::<Bytes, Bytes>(wtxn, Some(ENTRIES_DB))
+        // Another process may have created them since our read transaction.
+        let expiries = opener
+            .open_database::<Bytes, Bytes>(wtxn, Some(EXPIRIES_DB))
             .map_err(heed_err)?;
+        let meta = opener
+            .open_database::<Bytes, Bytes>(wtxn, Some(META_DB))
+            .map_err(heed_err)?;
+        if let (Some(expiries), Some(meta)) = (expiries, meta) {
+            check_format(meta.get(wtxn, FORMAT_KEY).map_err(heed_err)?, path)?;
+            return Ok(CommitOrAbort::Commit((main, expiries)));
+        }
+        // Anything in a main database without our format record belongs to another program.
+        if let Some(item) = main.iter(wtxn).map_err(heed_err)?.next() {
+            let (key, _) = item.map_err(heed_err)?;
+            return Ok(CommitOrAbort::Abort(
+                String::from_utf8_lossy(key).into_owned(),
+            ));
+        }
         let expiries = opener
             .create_database::<Bytes, Bytes>(wtxn, Some(EXPIRIES_DB))
             .map_err(heed_err)?;
         let meta = opener
             .create_database::<Bytes, Bytes>(wtxn, Some(META_DB))
             .map_err(heed_err)?;
-        match meta.get(wtxn, FORMAT_KEY).map_err(heed_err)? {
-            Some(existing) => check_format(Some(existing), path)?,
-            None => {
-                let v = serde_json::to_vec(&serde_json::json!({ "format": FORMAT_VERSION }))
-                    .expect("a JSON literal serializes");
-                meta.put(wtxn, FORMAT_KEY, &v).map_err(heed_err)?;
-            }
-        }
-        Ok(CommitOrAbort::Commit((entries, expiries)))
+        let v = serde_json::to_vec(&serde_json::json!({ "format": FORMAT_VERSION }))
+            .expect("a JSON literal serializes");
+        meta.put(wtxn, FORMAT_KEY, &v).map_err(heed_err)?;
+        Ok(CommitOrAbort::Commit((main, expiries)))
     })?;
     match created {
         CommitOrAbort::Commit((entries, expiries)) => Ok((entries, expiries)),
         CommitOrAbort::Abort(foreign) => Err(CacheError::InvalidDatabase {
             path: path.into(),
-            detail: format!("it is an LMDB environment of another program (it has a database named {foreign:?})"),
+            detail: format!("it holds data of another program (first key {foreign:?})"),
         }),
     }
 }
