@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.close = nativeBinding.close
+module.exports.compactCopy = nativeBinding.compactCopy
 module.exports.enqueueRequests = nativeBinding.enqueueRequests
 module.exports.entriesPage = nativeBinding.entriesPage
 module.exports.expireKey = nativeBinding.expireKey

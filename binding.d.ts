@@ -16,6 +16,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare function close(handle: number): void
 
 /**
+ * Writes a compacted copy of the handle's store to the file `dest` (see
+ * `Store::copy_compacted`).
+ */
+export declare function compactCopy(handle: number, dest: string): void
+
+/**
  * Queues the writes JS collected during one turn (layout: `writer::parse_flush`). Each
  * request's result arrives through `onWritesDone` with its ticket, failures included (a
  * handle closed meanwhile gets ERR_CACHE_CLOSED there).
@@ -43,6 +49,10 @@ export declare function lookupKey(handle: number, key: Uint8Array, wantValue: bo
 
 export interface NativeStats {
   entries: number
+  liveEntries: number
+  expiredEntries: number
+  fileSize: number
+  usedSize: number
   mapSize: number
   maxMapSize: number
   readersInUse: number

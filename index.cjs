@@ -362,7 +362,7 @@ function makeView(handle, namespace) {
 
   const write = (ops) => handle.submit(WRITE_BATCH, view, ops, 0)
 
-  return Object.freeze({
+  const cache = Object.freeze({
     get(key) {
       try {
         checkKey(key)
@@ -458,6 +458,48 @@ function makeView(handle, namespace) {
       return handle.close()
     },
   })
+  viewsOfCaches.set(cache, view)
+  return cache
+}
+
+// Extras for tools (the CLI), kept off the Cache object so that it stays level-cache's.
+const viewsOfCaches = new WeakMap()
+
+function openHandleOf(cache) {
+  const view = viewsOfCaches.get(cache)
+  if (view === undefined) {
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'expected a cache opened by openLmdbCache')
+  }
+  if (view.handle.closed) throw closedError()
+  return view.handle
+}
+
+/**
+ * Figures of the cache's directory: entries (live and expired), map and file sizes, reader
+ * slots. Counts cover the whole database, whatever the view's namespace.
+ */
+async function cacheStats(cache) {
+  const s = binding.stats(openHandleOf(cache).id)
+  return {
+    entries: s.entries,
+    liveEntries: s.liveEntries,
+    expiredEntries: s.expiredEntries,
+    mapSize: s.mapSize,
+    maxMapSize: s.maxMapSize,
+    usedSize: s.usedSize,
+    fileSize: s.fileSize,
+    readersInUse: s.readersInUse,
+    maxReaders: s.maxReaders,
+  }
+}
+
+/** Writes a compacted copy of the cache's data file (free pages dropped) to `destFile`. */
+async function compactCacheTo(cache, destFile) {
+  const handle = openHandleOf(cache)
+  if (typeof destFile !== 'string' || destFile === '') {
+    throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'compactCacheTo() needs a destination file path')
+  }
+  binding.compactCopy(handle.id, path.resolve(destFile))
 }
 
 function optionalNumber(opts, name, fallback) {
@@ -495,4 +537,6 @@ async function openLmdbCache(opts) {
 module.exports = {
   openLmdbCache,
   openLevelCache: openLmdbCache,
+  cacheStats,
+  compactCacheTo,
 }

@@ -51,3 +51,26 @@ export type LmdbCacheOptions = CacheOptions &
 
 export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<Cache<T>>
 export declare function openLevelCache<T = unknown>(opts: LmdbCacheOptions): Promise<Cache<T>>
+
+export type CacheStats = Readonly<{
+  /** Entries in the whole database, expired ones not yet deleted included. */
+  entries: number
+  liveEntries: number
+  expiredEntries: number
+  /** Current LMDB map size and its configured maximum, in bytes. */
+  mapSize: number
+  maxMapSize: number
+  /** Bytes of the map up to its last used page. */
+  usedSize: number
+  /** Size of data.mdb on disk. */
+  fileSize: number
+  /** LMDB reader slots ever taken in this lock file (a high-water mark, all processes) and the limit. */
+  readersInUse: number
+  maxReaders: number
+}>
+
+/** Figures of the directory behind a cache opened by openLmdbCache (for tools). */
+export declare function cacheStats(cache: Cache<unknown>): Promise<CacheStats>
+
+/** Writes a compacted copy of the cache's data file (free pages dropped) to `destFile`. */
+export declare function compactCacheTo(cache: Cache<unknown>, destFile: string): Promise<void>

@@ -4,3 +4,5 @@ import implementation from './index.cjs'
 
 export const openLmdbCache = implementation.openLmdbCache
 export const openLevelCache = implementation.openLevelCache
+export const cacheStats = implementation.cacheStats
+export const compactCacheTo = implementation.compactCacheTo

@@ -809,6 +809,10 @@ pub fn entries_page(
 #[napi(object)]
 pub struct NativeStats {
     pub entries: f64,
+    pub live_entries: f64,
+    pub expired_entries: f64,
+    pub file_size: f64,
+    pub used_size: f64,
     pub map_size: f64,
     pub max_map_size: f64,
     pub readers_in_use: u32,
@@ -823,6 +827,10 @@ pub fn stats(env: Env, handle: u32) -> Option<NativeStats> {
         let s = t.handle(handle)?.shared.store.stats()?;
         Ok(NativeStats {
             entries: s.entries as f64,
+            live_entries: s.live_entries as f64,
+            expired_entries: s.expired_entries as f64,
+            file_size: s.file_size as f64,
+            used_size: s.used_size as f64,
             map_size: s.map_size as f64,
             max_map_size: s.max_map_size as f64,
             readers_in_use: s.readers_in_use,
@@ -831,4 +839,17 @@ pub fn stats(env: Env, handle: u32) -> Option<NativeStats> {
         })
     });
     or_throw(&env, stats)
+}
+
+/// Writes a compacted copy of the handle's store to the file `dest` (see
+/// `Store::copy_compacted`).
+#[napi]
+pub fn compact_copy(env: Env, handle: u32, dest: String) {
+    let copied = with_thread(|t| {
+        t.handle(handle)?
+            .shared
+            .store
+            .copy_compacted(std::path::Path::new(&dest))
+    });
+    or_throw(&env, copied);
 }

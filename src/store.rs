@@ -329,14 +329,51 @@ impl Store {
         env.prepare_for_closing().wait();
     }
 
+    /// Writes a compacted copy of the environment (free pages omitted, pages renumbered) to
+    /// the file `dest`, from one read snapshot. Writers may go on meanwhile.
+    pub fn copy_compacted(&self, dest: &Path) -> CacheResult<()> {
+        let _shared = self.map_lock.read();
+        self.env
+            .copy_to_path(dest, heed::CompactionOption::Enabled)
+            .map(drop)
+            .map_err(|e| CacheError::from_heed(e, dest))
+    }
+
     pub fn stats(&self) -> CacheResult<StoreStats> {
         let info = self.env.info();
         // The main database also holds the records of our two named databases.
         let entries = self
             .read(|txn| self.entries.len(txn).map_err(|e| self.heed_error(e)))?
             .saturating_sub(2);
+        let (live, expired, ()) = self.read(|txn| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            // Expired entries are exactly the expiry index rows at or before now.
+            let mut expired = 0u64;
+            for item in self.expiries.iter(txn).map_err(|e| self.heed_error(e))? {
+                let (key, _) = item.map_err(|e| self.heed_error(e))?;
+                match key
+                    .get(..8)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                {
+                    Some(x) if x <= now => expired += 1,
+                    _ => break,
+                }
+            }
+            Ok((entries.saturating_sub(expired), expired, ()))
+        })?;
+        let file_size = std::fs::metadata(self.path.join("data.mdb"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         Ok(StoreStats {
             entries,
+            live_entries: live,
+            expired_entries: expired,
+            file_size,
+            used_size: (info.last_page_number as u64 + 1)
+                * self.env.unnamed_database_stat().page_size as u64,
             map_size: info.map_size as u64,
             max_map_size: self.max_map_size(),
             readers_in_use: info.number_of_readers,
@@ -348,6 +385,12 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct StoreStats {
     pub entries: u64,
+    pub live_entries: u64,
+    pub expired_entries: u64,
+    /// Size of data.mdb on disk.
+    pub file_size: u64,
+    /// Bytes of the map up to its last used page (free pages inside included).
+    pub used_size: u64,
     pub map_size: u64,
     pub max_map_size: u64,
     pub readers_in_use: u32,
