@@ -29,11 +29,12 @@ export declare function compactCopy(handle: number, dest: string): void
 export declare function enqueueRequests(flush: Uint8Array): void
 
 /**
- * One page of `entries()`: live entries whose full key starts with `prefix`, after the
- * stored key `after`. Returns `[u8 done][u32 count][entries...][u32 cursor len][cursor]`
- * (entry layout: `Store::scan_page`). Expired entries met are queued for lazy deletion.
+ * One page of `entries()`: live entries whose full key starts with `prefix` and lies within
+ * the optional full-key bounds, ascending (or descending when `reverse`), after the stored
+ * key `after`. Returns `[u8 done][u32 count][entries...][u32 cursor len][cursor]` (entry
+ * layout: `Store::scan_page`). Expired entries met are queued for lazy deletion.
  */
-export declare function entriesPage(handle: number, prefix: Uint8Array, after: Uint8Array | undefined | null, now: number, maxEntries: number, maxBytes: number): Buffer | null
+export declare function entriesPage(handle: number, prefix: Uint8Array, lower: Uint8Array | undefined | null, lowerInclusive: boolean, upper: Uint8Array | undefined | null, upperInclusive: boolean, reverse: boolean, after: Uint8Array | undefined | null, now: number, maxEntries: number, maxBytes: number): Buffer | null
 
 /** Same as the raw `expire`, for keys too long for the scratch buffer. */
 export declare function expireKey(handle: number, key: Uint8Array, now: number): number

@@ -166,15 +166,15 @@ function opBound(prefix, key, json) {
 
 function opsBound(view, ops) {
   let bound = 4
-  for (const op of ops) bound += opBound(view.prefixBytes, op.key, op.json)
+  for (const op of ops) bound += opBound(op.prefix === undefined ? view.prefixBytes : op.prefix, op.key, op.json)
   return bound
 }
 
 /** Encodes ops ({kind, key, json, expiry}) for the view into buf at off; returns the end. */
 function writeOps(buf, off, view, ops) {
-  const prefix = view.prefixBytes
   off = buf.writeUInt32LE(ops.length, off)
   for (const op of ops) {
+    const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
     let flags = 0
     if (op.expiry !== undefined) flags |= OP_FLAG_EXPIRY
     if (op.kind === OP_PUT && op.json === undefined) flags |= OP_FLAG_UNDEFINED
@@ -334,8 +334,27 @@ function normaliseLimit(opts) {
   return Math.floor(limit)
 }
 
+/** The full-key bound of a range option, as [bytes, inclusive], or null. */
+function rangeBound(view, opts, exclusiveName, inclusiveName) {
+  const exclusive = opts[exclusiveName]
+  const inclusive = opts[inclusiveName]
+  if (exclusive !== undefined && inclusive !== undefined) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `entries() takes ${exclusiveName} or ${inclusiveName}, not both`)
+  }
+  const key = exclusive !== undefined ? exclusive : inclusive
+  if (key === undefined) return null
+  if (typeof key !== 'string') {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `entries() ${exclusive !== undefined ? exclusiveName : inclusiveName} must be a string key, got ${describe(key)}`)
+  }
+  return [fullKeyBytes(view, key), exclusive === undefined]
+}
+
 async function* iterateEntries(view, opts) {
-  const limit = normaliseLimit(opts)
+  const options = opts === undefined || opts === null ? {} : opts
+  const limit = normaliseLimit(options)
+  const lower = rangeBound(view, options, 'gt', 'gte')
+  const upper = rangeBound(view, options, 'lt', 'lte')
+  const reverse = options.reverse === true
   const handle = view.handle
   const state = { after: null, done: false }
   let yielded = 0
@@ -343,7 +362,19 @@ async function* iterateEntries(view, opts) {
   while (yielded < limit) {
     if (handle.closed) throw closedError()
     const want = Math.min(pageSize, limit - yielded)
-    const page = binding.entriesPage(handle.id, view.prefixBytes, state.after, Date.now(), want, MAX_PAGE_BYTES)
+    const page = binding.entriesPage(
+      handle.id,
+      view.prefixBytes,
+      lower === null ? null : lower[0],
+      lower !== null && lower[1],
+      upper === null ? null : upper[0],
+      upper !== null && upper[1],
+      reverse,
+      state.after,
+      Date.now(),
+      want,
+      MAX_PAGE_BYTES,
+    )
     for (const entry of decodePage(page, view.prefix.length, state)) {
       yield entry
       yielded++
@@ -419,11 +450,12 @@ function makeView(handle, namespace) {
             throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operations must be objects, got ${describe(op)}`)
           }
           checkKey(op.key)
+          const prefix = op.view === undefined ? undefined : viewOfBatchOp(op.view, handle).prefixBytes
           if (op.type === 'put') {
             const ttlMs = op.ttlMs ?? handle.defaultTtlMs
-            return { kind: OP_PUT, key: op.key, json: encodeValue(op.value), expiry: expiryFor(ttlMs, now) }
+            return { kind: OP_PUT, key: op.key, json: encodeValue(op.value), expiry: expiryFor(ttlMs, now), prefix }
           }
-          if (op.type === 'del') return { kind: OP_DEL, key: op.key, json: undefined, expiry: undefined }
+          if (op.type === 'del') return { kind: OP_DEL, key: op.key, json: undefined, expiry: undefined, prefix }
           throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operation type must be "put" or "del", got ${describe(op.type)}`)
         })
         if (encoded.length === 0) return Promise.resolve()
@@ -464,6 +496,19 @@ function makeView(handle, namespace) {
 
 // Extras for tools (the CLI), kept off the Cache object so that it stays level-cache's.
 const viewsOfCaches = new WeakMap()
+
+/** The view a batch operation names with `view:`; it must share the batch's open handle. */
+function viewOfBatchOp(cache, handle) {
+  const view = viewsOfCaches.get(cache)
+  if (view === undefined || view.handle !== handle) {
+    throw codedError(
+      TypeError,
+      'ERR_INVALID_BATCH',
+      'a batch operation may name a view (view: cache.withNamespace(...)) of the same open cache only',
+    )
+  }
+  return view
+}
 
 function openHandleOf(cache) {
   const view = viewsOfCaches.get(cache)

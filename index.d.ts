@@ -49,8 +49,42 @@ export type LmdbCacheOptions = CacheOptions &
     maxReaders?: number
   }>
 
-export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<Cache<T>>
-export declare function openLevelCache<T = unknown>(opts: LmdbCacheOptions): Promise<Cache<T>>
+/**
+ * `entries()` options: level-cache's `limit`, plus ordered range reads. Bounds are logical
+ * keys of the view's namespace, compared by UTF-8 byte order; `reverse` walks downwards.
+ */
+export type EntriesOptions = Readonly<{
+  limit?: number
+  gt?: string
+  gte?: string
+  lt?: string
+  lte?: string
+  reverse?: boolean
+}>
+
+/**
+ * A batch operation; `view` (a `withNamespace` view of the same open cache) writes it in that
+ * view's namespace, so one atomic batch can span namespaces.
+ */
+export type BatchOperation<T> = (
+  | { type: 'put'; key: string; value: T; ttlMs?: Millis }
+  | { type: 'del'; key: string }
+) & { view?: Cache<any> }
+
+/**
+ * What `openLmdbCache` returns: a `Cache<T>` (assignable wherever level-cache's `Cache<T>` is
+ * expected) whose `entries` and `batch` also take the optional additions above.
+ */
+export type LmdbCache<T = unknown> = Readonly<
+  Omit<Cache<T>, 'entries' | 'batch' | 'withNamespace'> & {
+    entries: (opts?: EntriesOptions) => AsyncGenerator<[string, T]>
+    batch: (ops: ReadonlyArray<BatchOperation<T>>) => Promise<void>
+    withNamespace: (ns: string) => LmdbCache<T>
+  }
+>
+
+export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
+export declare function openLevelCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
 
 export type CacheStats = Readonly<{
   /** Entries in the whole database, expired ones not yet deleted included. */

@@ -21,6 +21,7 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 
 use crate::error::{CacheError, CacheResult};
+use crate::keys::KeyRange;
 use crate::record::expiry_from_js;
 use crate::registry::{self, SharedStore};
 use crate::store::{PageEnd, StoreOptions};
@@ -754,27 +755,39 @@ pub fn enqueue_requests(env: Env, flush: &[u8]) {
     or_throw(&env, queued);
 }
 
-/// One page of `entries()`: live entries whose full key starts with `prefix`, after the
-/// stored key `after`. Returns `[u8 done][u32 count][entries...][u32 cursor len][cursor]`
-/// (entry layout: `Store::scan_page`). Expired entries met are queued for lazy deletion.
+/// One page of `entries()`: live entries whose full key starts with `prefix` and lies within
+/// the optional full-key bounds, ascending (or descending when `reverse`), after the stored
+/// key `after`. Returns `[u8 done][u32 count][entries...][u32 cursor len][cursor]` (entry
+/// layout: `Store::scan_page`). Expired entries met are queued for lazy deletion.
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn entries_page(
     env: Env,
     handle: u32,
     prefix: &[u8],
+    lower: Option<&[u8]>,
+    lower_inclusive: bool,
+    upper: Option<&[u8]>,
+    upper_inclusive: bool,
+    reverse: bool,
     after: Option<&[u8]>,
     now: f64,
     max_entries: u32,
     max_bytes: u32,
 ) -> Option<Buffer> {
+    let range = KeyRange {
+        prefix: prefix.to_vec(),
+        lower: lower.map(|l| (l.to_vec(), lower_inclusive)),
+        upper: upper.map(|u| (u.to_vec(), upper_inclusive)),
+    };
     let page = with_thread(|t| {
         let h = t.handle(handle)?;
         let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
         let mut out = vec![0u8; 5];
         let mut expired = Vec::new();
         let (count, end) = h.shared.store.scan_page(
-            prefix,
+            &range,
+            reverse,
             after,
             now_ms,
             max_entries.max(1) as usize,

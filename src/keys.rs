@@ -97,6 +97,88 @@ pub fn scan_start(prefix: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The first bytes of a full key that its stored key starts with (all of it when direct).
+fn head(full: &[u8]) -> &[u8] {
+    &full[..full.len().min(DIRECT_KEY_MAX)]
+}
+
+/// The full keys a scan wants: those starting with `prefix` (a namespace), within optional
+/// bounds that are full keys too (`(key, inclusive)`).
+///
+/// Stored order is full-key order except inside a group of long keys sharing their first
+/// [`DIRECT_KEY_MAX`] bytes, so every method works on those first bytes ("heads") to find
+/// where to start and stop, and [`KeyRange::contains`] checks the exact full key.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRange {
+    pub prefix: Vec<u8>,
+    pub lower: Option<(Vec<u8>, bool)>,
+    pub upper: Option<(Vec<u8>, bool)>,
+}
+
+/// Where a scan starts: a stored key and whether it is itself included; `None` for the very
+/// first (forward) or last (reverse) key.
+pub type ScanStart = Option<(Vec<u8>, bool)>;
+
+impl KeyRange {
+    pub fn contains(&self, full: &[u8]) -> bool {
+        full.starts_with(&self.prefix)
+            && self
+                .lower
+                .as_ref()
+                .is_none_or(|(l, incl)| if *incl { full >= &l[..] } else { full > &l[..] })
+            && self
+                .upper
+                .as_ref()
+                .is_none_or(|(u, incl)| if *incl { full <= &u[..] } else { full < &u[..] })
+    }
+
+    pub fn forward_start(&self) -> ScanStart {
+        match &self.lower {
+            Some((l, incl)) if l.len() <= DIRECT_KEY_MAX => {
+                Some((StoredKey::encode(l).as_bytes().to_vec(), *incl))
+            }
+            Some((l, _)) => Some((head(l).to_vec(), true)),
+            None => Some((scan_start(&self.prefix), true)).filter(|(s, _)| !s.is_empty()),
+        }
+    }
+
+    /// Whether a forward scan that reached `stored` (full key `full`) can stop.
+    pub fn forward_done(&self, stored: &[u8], full: &[u8]) -> bool {
+        let start = scan_start(&self.prefix);
+        (!stored.starts_with(&start) && stored > &start[..])
+            || self
+                .upper
+                .as_ref()
+                .is_some_and(|(u, _)| head(full) > head(u))
+    }
+
+    pub fn reverse_start(&self) -> ScanStart {
+        let after_head = |h: &[u8]| {
+            let mut k = h.to_vec();
+            k.extend_from_slice(&[LONG_MARKER; 17]);
+            k
+        };
+        match &self.upper {
+            Some((u, incl)) if u.len() <= DIRECT_KEY_MAX => {
+                Some((StoredKey::encode(u).as_bytes().to_vec(), *incl))
+            }
+            Some((u, _)) => Some((after_head(head(u)), true)),
+            None if self.prefix.is_empty() => None,
+            None => Some((after_head(head(&self.prefix)), true)),
+        }
+    }
+
+    /// Whether a reverse scan that reached `stored` (full key `full`) can stop.
+    pub fn reverse_done(&self, stored: &[u8], full: &[u8]) -> bool {
+        let start = scan_start(&self.prefix);
+        stored < &start[..]
+            || self
+                .lower
+                .as_ref()
+                .is_some_and(|(l, _)| head(full) < head(l))
+    }
+}
+
 /// FNV-1a with 128-bit state: stable across platforms and releases, as an on-disk hash must be.
 pub fn fnv1a_128(bytes: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
@@ -191,6 +273,110 @@ mod tests {
                     stored.as_bytes().starts_with(&start),
                     "prefix {prefix_len} extra {extra}"
                 );
+            }
+        }
+    }
+
+    /// A brute-force check of KeyRange against sorting: every (bounds, direction) over a
+    /// key set with long-key groups gives exactly the keys in range.
+    #[test]
+    fn key_range_scans_find_exactly_the_keys_in_range() {
+        let long = |tail: &str| {
+            [
+                b"n\xe2\x90\x9f".to_vec(),
+                vec![b'a'; 500],
+                tail.as_bytes().to_vec(),
+            ]
+            .concat()
+        };
+        let ns = |k: &str| [b"n\xe2\x90\x9f".to_vec(), k.as_bytes().to_vec()].concat();
+        let mut full_keys: Vec<Vec<u8>> = vec![
+            ns(""),
+            ns("a"),
+            ns("ab"),
+            ns("b"),
+            ns("b\0"),
+            ns("c"),
+            b"m".to_vec(),
+            b"o".to_vec(),
+        ];
+        full_keys.extend([
+            long("1"),
+            long("2"),
+            long(""),
+            ns(&"a".repeat(480)),
+            b"n\xe2\x90\x9fz".to_vec(),
+        ]);
+        assert!(
+            full_keys
+                .iter()
+                .filter(|k| k.len() > DIRECT_KEY_MAX)
+                .count()
+                >= 4
+        );
+        let mut stored: Vec<(Vec<u8>, Vec<u8>)> = full_keys
+            .iter()
+            .map(|k| (StoredKey::encode(k).as_bytes().to_vec(), k.clone()))
+            .collect();
+        stored.sort();
+        let prefix = b"n\xe2\x90\x9f".to_vec();
+        let bounds: Vec<Option<(Vec<u8>, bool)>> = std::iter::once(None)
+            .chain(
+                full_keys
+                    .iter()
+                    .filter(|k| k.starts_with(&prefix))
+                    .flat_map(|k| [Some((k.clone(), true)), Some((k.clone(), false))]),
+            )
+            .collect();
+        for lower in &bounds {
+            for upper in &bounds {
+                let range = KeyRange {
+                    prefix: prefix.clone(),
+                    lower: lower.clone(),
+                    upper: upper.clone(),
+                };
+                let mut expected: Vec<Vec<u8>> = full_keys
+                    .iter()
+                    .filter(|k| range.contains(k))
+                    .cloned()
+                    .collect();
+                expected.sort();
+                // forward
+                let mut got = Vec::new();
+                let start = range.forward_start();
+                for (s, f) in &stored {
+                    if let Some((k, incl)) = &start {
+                        if s < k || (!incl && s == k) {
+                            continue;
+                        }
+                    }
+                    if range.forward_done(s, f) {
+                        break;
+                    }
+                    if range.contains(f) {
+                        got.push(f.clone());
+                    }
+                }
+                got.sort();
+                assert_eq!(got, expected, "forward {lower:?} {upper:?}");
+                // reverse
+                let mut got = Vec::new();
+                let start = range.reverse_start();
+                for (s, f) in stored.iter().rev() {
+                    if let Some((k, incl)) = &start {
+                        if s > k || (!incl && s == k) {
+                            continue;
+                        }
+                    }
+                    if range.reverse_done(s, f) {
+                        break;
+                    }
+                    if range.contains(f) {
+                        got.push(f.clone());
+                    }
+                }
+                got.sort();
+                assert_eq!(got, expected, "reverse {lower:?} {upper:?}");
             }
         }
     }

@@ -20,7 +20,7 @@ use heed::{
 use parking_lot::RwLock;
 
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{self, StoredKey, StoredKind};
+use crate::keys::{self, KeyRange, StoredKey, StoredKind};
 use crate::record::Record;
 
 /// Version of the on-disk layout (databases, key forms, record header). Bumped on any
@@ -178,17 +178,18 @@ impl Store {
         })
     }
 
-    /// Appends to `out` the live entries whose full key starts with `prefix`, in stored-key
-    /// order, starting after the stored key `after` (or at the beginning), until `max_entries`
-    /// or about `max_bytes` were written. Expired entries are skipped and reported in
-    /// `expired`.
+    /// Appends to `out` the live entries of `range`, in stored-key order (descending when
+    /// `reverse`), continuing after the stored key `after` (or from the start of the range),
+    /// until `max_entries` or about `max_bytes` were written. Expired entries are skipped and
+    /// reported in `expired`.
     ///
     /// Each entry is `[u32 LE key length][full key][u8 kind: 0 JSON, 1 undefined]
     /// [u32 LE JSON length][JSON]`.
     #[allow(clippy::too_many_arguments)]
     pub fn scan_page(
         &self,
-        prefix: &[u8],
+        range: &KeyRange,
+        reverse: bool,
         after: Option<&[u8]>,
         now: u64,
         max_entries: usize,
@@ -196,67 +197,50 @@ impl Store {
         out: &mut Vec<u8>,
         expired: &mut Vec<ExpiredEntry>,
     ) -> CacheResult<(usize, PageEnd)> {
-        let start = keys::scan_start(prefix);
-        self.read(|txn| {
-            // LMDB rejects an empty key, even as a bound: scan all from the start then.
-            let lower = match after {
-                Some(a) => Bound::Excluded(a),
-                None if start.is_empty() => Bound::Unbounded,
-                None => Bound::Included(&start[..]),
-            };
-            let range = (lower, Bound::Unbounded);
-            let iter = self
-                .entries
-                .range(txn, &range)
-                .map_err(|e| self.heed_error(e))?;
-            let mut count = 0usize;
-            for item in iter {
-                let (stored, bytes) = item.map_err(|e| self.heed_error(e))?;
-                if !stored.starts_with(&start) {
-                    return Ok((count, PageEnd::Done));
-                }
-                // Classify before decoding: the main database also holds the records of
-                // the named databases, which are not entries.
-                let Some(kind) = keys::classify(stored) else {
-                    continue;
-                };
-                let record = Record::decode(bytes)?;
-                let full_key = match kind {
-                    StoredKind::Direct(k) => k,
-                    StoredKind::Long => {
-                        record.full_key.ok_or_else(|| CacheError::CorruptRecord {
-                            detail: "long key record without its key".into(),
-                        })?
-                    }
-                };
-                if !full_key.starts_with(prefix) {
-                    continue;
-                }
-                if record.is_expired(now) {
-                    expired.push(ExpiredEntry {
-                        full_key: full_key.to_vec(),
-                    });
-                    continue;
-                }
-                out.extend_from_slice(&(full_key.len() as u32).to_le_bytes());
-                out.extend_from_slice(full_key);
-                match record.json {
-                    Some(json) => {
-                        out.push(0);
-                        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-                        out.extend_from_slice(json);
-                    }
-                    None => {
-                        out.push(1);
-                        out.extend_from_slice(&0u32.to_le_bytes());
-                    }
-                }
-                count += 1;
-                if count >= max_entries || out.len() >= max_bytes {
-                    return Ok((count, PageEnd::After(stored.to_vec())));
-                }
+        let start = if reverse {
+            range.reverse_start()
+        } else {
+            range.forward_start()
+        };
+        let bound = |k: &[u8], inclusive: bool| {
+            if inclusive {
+                Bound::Included(k.to_vec())
+            } else {
+                Bound::Excluded(k.to_vec())
             }
-            Ok((count, PageEnd::Done))
+        };
+        let from = match (after, &start) {
+            (Some(a), _) => bound(a, false),
+            (None, Some((k, inclusive))) => bound(k, *inclusive),
+            (None, None) => Bound::Unbounded,
+        };
+        self.read(|txn| {
+            let mut page = PageWriter {
+                out,
+                expired,
+                count: 0,
+                max_entries,
+                max_bytes,
+                now,
+            };
+            let heed_err = |e| self.heed_error(e);
+            if reverse {
+                let bounds = (Bound::Unbounded, as_slice_bound(&from));
+                let iter = self.entries.rev_range(txn, &bounds).map_err(heed_err)?;
+                page.fill(
+                    iter.map(|i| i.map_err(heed_err)),
+                    |stored, full| range.reverse_done(stored, full),
+                    range,
+                )
+            } else {
+                let bounds = (as_slice_bound(&from), Bound::Unbounded);
+                let iter = self.entries.range(txn, &bounds).map_err(heed_err)?;
+                page.fill(
+                    iter.map(|i| i.map_err(heed_err)),
+                    |stored, full| range.forward_done(stored, full),
+                    range,
+                )
+            }
         })
     }
 
@@ -395,6 +379,77 @@ pub struct StoreStats {
     pub max_map_size: u64,
     pub readers_in_use: u32,
     pub max_readers: u32,
+}
+
+fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(&k[..]),
+        Bound::Excluded(k) => Bound::Excluded(&k[..]),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Collects one page of a scan.
+struct PageWriter<'o> {
+    out: &'o mut Vec<u8>,
+    expired: &'o mut Vec<ExpiredEntry>,
+    count: usize,
+    max_entries: usize,
+    max_bytes: usize,
+    now: u64,
+}
+
+impl PageWriter<'_> {
+    fn fill<'t>(
+        &mut self,
+        iter: impl Iterator<Item = CacheResult<(&'t [u8], &'t [u8])>>,
+        done: impl Fn(&[u8], &[u8]) -> bool,
+        range: &KeyRange,
+    ) -> CacheResult<(usize, PageEnd)> {
+        for item in iter {
+            let (stored, bytes) = item?;
+            // Classify before decoding: the main database also holds the records of the
+            // named databases, which are not entries.
+            let Some(kind) = keys::classify(stored) else {
+                continue;
+            };
+            let record = Record::decode(bytes)?;
+            let full_key = match kind {
+                StoredKind::Direct(k) => k,
+                StoredKind::Long => record.full_key.ok_or_else(|| CacheError::CorruptRecord {
+                    detail: "long key record without its key".into(),
+                })?,
+            };
+            if done(stored, full_key) {
+                return Ok((self.count, PageEnd::Done));
+            }
+            if !range.contains(full_key) {
+                continue;
+            }
+            if record.is_expired(self.now) {
+                self.expired.push(ExpiredEntry {
+                    full_key: full_key.to_vec(),
+                });
+                continue;
+            }
+            self.out
+                .extend_from_slice(&(full_key.len() as u32).to_le_bytes());
+            self.out.extend_from_slice(full_key);
+            let (kind, json) = match record.json {
+                Some(json) => (0u8, json),
+                None => (1u8, &[][..]),
+            };
+            self.out.push(kind);
+            self.out
+                .extend_from_slice(&(json.len() as u32).to_le_bytes());
+            self.out.extend_from_slice(json);
+            self.count += 1;
+            if self.count >= self.max_entries || self.out.len() >= self.max_bytes {
+                return Ok((self.count, PageEnd::After(stored.to_vec())));
+            }
+        }
+        Ok((self.count, PageEnd::Done))
+    }
 }
 
 pub fn round_map_size(n: u64) -> u64 {

@@ -1,0 +1,135 @@
+// Ordered range reads (gt/gte/lt/lte/reverse/limit) and batches across views: the additions
+// the message store builds on. Checked against sorting in JS.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'node:test'
+import { openLmdbCache } from '../index.js'
+
+const utf8Compare = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))
+
+async function collect(iterable) {
+  const out = []
+  for await (const item of iterable) out.push(item)
+  return out
+}
+
+function prng(seed) {
+  let s = seed >>> 0
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = Math.imul(s ^ (s >>> 15), 1 | s)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+async function withCache(fn) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-ranges-'))
+  const cache = await openLmdbCache({ path: dir })
+  try {
+    await fn(cache)
+  } finally {
+    await cache.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('range options select exactly the keys within the bounds, in both directions, across pages', async () => {
+  await withCache(async (root) => {
+    const view = root.withNamespace('s')
+    const random = prng(7)
+    const alphabet = ['a', 'b', 'c', 'é', '😀', '0', '9', ':']
+    const keys = new Set()
+    while (keys.size < 400) {
+      const len = 1 + Math.floor(random() * 6)
+      let k = ''
+      for (let i = 0; i < len; i++) k += alphabet[Math.floor(random() * alphabet.length)]
+      keys.add(k)
+    }
+    for (const tail of ['1', '2', '']) keys.add('L'.repeat(500) + tail)
+    const all = [...keys]
+    await view.batch(all.map((key) => ({ type: 'put', key, value: key.length })))
+    await root.set('outside', 1) // another namespace must never leak in
+    await root.withNamespace('t').set('a', 1)
+    const sorted = [...all].sort(utf8Compare)
+    const inRange = (k, o) =>
+      (o.gt === undefined || utf8Compare(k, o.gt) > 0) &&
+      (o.gte === undefined || utf8Compare(k, o.gte) >= 0) &&
+      (o.lt === undefined || utf8Compare(k, o.lt) < 0) &&
+      (o.lte === undefined || utf8Compare(k, o.lte) <= 0)
+    const pick = () => (random() < 0.7 ? sorted[Math.floor(random() * sorted.length)] : alphabet[Math.floor(random() * alphabet.length)])
+    for (let round = 0; round < 120; round++) {
+      const opts = {}
+      if (random() < 0.6) opts[random() < 0.5 ? 'gt' : 'gte'] = pick()
+      if (random() < 0.6) opts[random() < 0.5 ? 'lt' : 'lte'] = pick()
+      if (random() < 0.5) opts.reverse = true
+      if (random() < 0.3) opts.limit = Math.floor(random() * 150)
+      let expected = sorted.filter((k) => inRange(k, opts))
+      // Long keys sharing their first 480 bytes come as a group in hash order (README).
+      const group = (k) => (Buffer.byteLength(k) > 480 ? 'L' : k)
+      if (opts.reverse) expected.reverse()
+      if (opts.limit !== undefined) expected = expected.slice(0, opts.limit)
+      const got = (await collect(view.entries(opts))).map(([k]) => k)
+      assert.deepEqual(got.map(group), expected.map(group), JSON.stringify(opts))
+      assert.deepEqual(new Set(got), new Set(expected), JSON.stringify(opts))
+    }
+  })
+})
+
+test('pages forward and backward from a cursor over time-ordered keys', async () => {
+  await withCache(async (root) => {
+    const messages = root.withNamespace('messages')
+    const ids = Array.from({ length: 250 }, (_, i) => `session1:${String(1_700_000_000_000 + i * 1000).padStart(16, '0')}:${i}`)
+    await messages.batch(ids.map((key, i) => ({ type: 'put', key, value: { i } })))
+    await messages.set('session2:0000000000000001:x', { other: true })
+    const page = async (opts) => (await collect(messages.entries({ gte: 'session1:', lt: 'session1;', ...opts }))).map(([, v]) => v.i)
+    const session = { gte: undefined, lt: undefined }
+    assert.deepEqual(await page({ limit: 3 }), [0, 1, 2])
+    assert.deepEqual(await page({ limit: 3, reverse: true }), [249, 248, 247])
+    const cursor = ids[100]
+    assert.deepEqual(await page({ gte: undefined, gt: cursor, limit: 2 }), [101, 102])
+    assert.deepEqual(await page({ lt: cursor, limit: 2, reverse: true }), [99, 98])
+    assert.deepEqual(await page({ ...session, gte: 'session1:', lte: cursor, limit: 2, reverse: true }), [100, 99])
+    assert.equal((await page({})).length, 250)
+  })
+})
+
+test('a batch may write to several views of one cache atomically', async () => {
+  await withCache(async (root) => {
+    const messages = root.withNamespace('messages')
+    const byUuid = root.withNamespace('by-uuid')
+    await messages.batch([
+      { type: 'put', key: 's:1:u1', value: { text: 'hi' } },
+      { type: 'put', view: byUuid, key: 'u1', value: 's:1:u1' },
+    ])
+    assert.deepEqual(await messages.get('s:1:u1'), { text: 'hi' })
+    assert.equal(await byUuid.get('u1'), 's:1:u1')
+    // One bad value anywhere: nothing of the batch is written, in any view.
+    await assert.rejects(
+      messages.batch([
+        { type: 'put', key: 's:2:u2', value: 1 },
+        { type: 'put', view: byUuid, key: 'u2', value: 10n },
+      ]),
+      { code: 'ERR_INVALID_VALUE' },
+    )
+    assert.equal(await messages.has('s:2:u2'), false)
+    assert.equal(await byUuid.has('u2'), false)
+    await messages.batch([{ type: 'del', view: byUuid, key: 'u1' }])
+    assert.equal(await byUuid.has('u1'), false)
+    // A view of another open cache cannot join: it may be another directory.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-ranges-other-'))
+    const other = await openLmdbCache({ path: dir })
+    await assert.rejects(messages.batch([{ type: 'put', view: other, key: 'x', value: 1 }]), { code: 'ERR_INVALID_BATCH' })
+    await other.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+test('range options are validated', async () => {
+  await withCache(async (cache) => {
+    await assert.rejects(collect(cache.entries({ gt: 1 })), { code: 'ERR_INVALID_OPTIONS' })
+    await assert.rejects(collect(cache.entries({ gt: 'a', gte: 'b' })), { code: 'ERR_INVALID_OPTIONS' })
+  })
+})
