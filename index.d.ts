@@ -108,3 +108,98 @@ export declare function cacheStats(cache: Cache<unknown>): Promise<CacheStats>
 
 /** Writes a compacted copy of the cache's data file (free pages dropped) to `destFile`. */
 export declare function compactCacheTo(cache: Cache<unknown>, destFile: string): Promise<void>
+
+/** An entry with its absolute expiry, as getEntry() returns it and putEntries() takes it. */
+export type CacheEntry<T = unknown> = Readonly<{
+  key: string
+  value: T
+  /** Epoch milliseconds, or null (or absent) for no expiry. */
+  expiresAt?: number | null
+}>
+
+/**
+ * The entry `key` of the cache's view (namespace applied) with its absolute expiry, or
+ * undefined when it is absent, expired or a stored undefined.
+ */
+export declare function getEntry<T = unknown>(
+  cache: Cache<T>,
+  key: string,
+): Promise<{ value: T; expiresAt: number | null } | undefined>
+
+/**
+ * Writes the entries into the cache's view (namespace applied) as one atomic batch, each with
+ * its absolute expiry rather than a ttl (stored as whole milliseconds, rounded up).
+ */
+export declare function putEntries<T = unknown>(cache: Cache<T>, entries: Iterable<CacheEntry<T>>): Promise<void>
+
+export type MigrateProgress = Readonly<{
+  phase: 'copy' | 'verify'
+  /** Source entries processed so far (copied or skipped), of `total`. */
+  done: number
+  total: number
+  copied: number
+  skippedExpired: number
+  elapsedMs: number
+}>
+
+export type MigrateOptions = Readonly<{
+  /** The level-cache (LevelDB) directory to read; never modified; must not be in use. */
+  from: string
+  /** The lmdb-cache directory to write (created if missing). */
+  to: string
+  /** Copy only the keys of this namespace (or these namespaces); nested ones as 'a/b'. */
+  namespace?: string | ReadonlyArray<string>
+  /** Called after each committed batch (and during verification). */
+  onProgress?: (progress: MigrateProgress) => void
+  /** Re-read both sides afterwards and report differences. */
+  verify?: boolean
+  /** Entries per write transaction (default 1,000). */
+  batchSize?: number
+  /** Aborts between batches (the copy so far stays; a re-run completes it). */
+  signal?: Readonly<{ aborted: boolean }>
+}>
+
+export type MigrateDifference = Readonly<{
+  key: string
+  problem: 'missing' | 'value' | 'expiresAt'
+  expected: unknown
+  actual: unknown
+}>
+
+export type MigrateVerification = Readonly<{
+  /** Source entries found in the destination and compared. */
+  checked: number
+  missing: number
+  differentValue: number
+  differentExpiry: number
+  /** Live destination entries in the same scope that the source does not have. */
+  extra: number
+  /** The first differences (at most 20). */
+  differences: ReadonlyArray<MigrateDifference>
+  /** No entry missing or different. */
+  ok: boolean
+}>
+
+export type MigrateSummary = Readonly<{
+  from: string
+  to: string
+  namespaces: ReadonlyArray<string> | null
+  /** Source entries read. */
+  total: number
+  copied: number
+  skippedExpired: number
+  /** Entries storing undefined: absent for level-cache's get() too. */
+  skippedUndefined: number
+  /** Values that are not level-cache envelopes ({ v, x }). */
+  skippedInvalid: number
+  invalidKeys: ReadonlyArray<string>
+  durationMs: number
+  verify?: MigrateVerification
+}>
+
+/**
+ * Copies a @promethean/level-cache directory into an lmdb-cache directory: keys (namespaces
+ * included), values and absolute expiries; expired entries are skipped. Needs the optional
+ * peer dependency `level` (else rejects with code ERR_LEVEL_MISSING). Safe to re-run.
+ */
+export declare function migrateFromLevel(opts: MigrateOptions): Promise<MigrateSummary>

@@ -6,3 +6,6 @@ export const openLmdbCache = implementation.openLmdbCache
 export const openLevelCache = implementation.openLevelCache
 export const cacheStats = implementation.cacheStats
 export const compactCacheTo = implementation.compactCacheTo
+export const getEntry = implementation.getEntry
+export const putEntries = implementation.putEntries
+export const migrateFromLevel = implementation.migrateFromLevel

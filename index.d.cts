@@ -1,0 +1,205 @@
+// CommonJS twin of index.d.ts (for 'require' under moduleResolution node16/nodenext): the
+// same declarations; __test__/package.test.js checks that the two stay identical.
+
+export type Millis = number
+
+export type CacheOptions = Readonly<{
+  path: string
+  defaultTtlMs?: Millis
+  namespace?: string
+}>
+
+export type PutOptions = Readonly<{ ttlMs?: Millis }>
+
+export type Cache<T = unknown> = Readonly<{
+  get: (key: string) => Promise<T | undefined>
+  has: (key: string) => Promise<boolean>
+  set: (key: string, value: T, opts?: PutOptions) => Promise<void>
+  del: (key: string) => Promise<void>
+  batch: (
+    ops: ReadonlyArray<
+      { type: 'put'; key: string; value: T; ttlMs?: Millis } | { type: 'del'; key: string }
+    >,
+  ) => Promise<void>
+  entries: (opts?: Readonly<{ limit?: number }>) => AsyncGenerator<[string, T]>
+  sweepExpired: () => Promise<number>
+  withNamespace: (ns: string) => Cache<T>
+  close: () => Promise<void>
+}>
+
+/**
+ * How commits reach the disk.
+ * - `"durable"` (default): the data is fsynced at every commit, the meta page is not; the file
+ *   stays intact across an OS crash or power loss, which may undo the last commit(s).
+ * - `"strict"`: data and meta page are fsynced; an acknowledged write survives an OS crash.
+ * - `"nosync"`: no fsync, like LevelDB's default put; survives a process crash, but an OS crash
+ *   or power loss may lose recent writes or corrupt the file.
+ */
+export type Durability = 'durable' | 'strict' | 'nosync'
+
+/** level-cache's options plus optional LMDB settings; every addition is optional. */
+export type LmdbCacheOptions = CacheOptions &
+  Readonly<{
+    durability?: Durability
+    /** Initial map size in bytes (default 64 MiB); the map grows by itself. */
+    mapSize?: number
+    /** Largest map size in bytes (default 256 GiB); puts past it fail with ERR_CACHE_FULL. */
+    maxMapSize?: number
+    /** LMDB reader slots shared by all processes (default 1022); fixed by the first opener. */
+    maxReaders?: number
+  }>
+
+/**
+ * `entries()` options: level-cache's `limit`, plus ordered range reads. Bounds are logical
+ * keys of the view's namespace, compared by UTF-8 byte order; `reverse` walks downwards.
+ */
+export type EntriesOptions = Readonly<{
+  limit?: number
+  gt?: string
+  gte?: string
+  lt?: string
+  lte?: string
+  reverse?: boolean
+}>
+
+/**
+ * A batch operation; `view` (a `withNamespace` view of the same open cache) writes it in that
+ * view's namespace, so one atomic batch can span namespaces.
+ */
+export type BatchOperation<T> = (
+  | { type: 'put'; key: string; value: T; ttlMs?: Millis }
+  | { type: 'del'; key: string }
+) & { view?: Cache<any> }
+
+/**
+ * What `openLmdbCache` returns: a `Cache<T>` (assignable wherever level-cache's `Cache<T>` is
+ * expected) whose `entries` and `batch` also take the optional additions above.
+ */
+export type LmdbCache<T = unknown> = Readonly<
+  Omit<Cache<T>, 'entries' | 'batch' | 'withNamespace'> & {
+    entries: (opts?: EntriesOptions) => AsyncGenerator<[string, T]>
+    batch: (ops: ReadonlyArray<BatchOperation<T>>) => Promise<void>
+    withNamespace: (ns: string) => LmdbCache<T>
+  }
+>
+
+export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
+export declare function openLevelCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
+
+export type CacheStats = Readonly<{
+  /** Entries in the whole database, expired ones not yet deleted included. */
+  entries: number
+  liveEntries: number
+  expiredEntries: number
+  /** Current LMDB map size and its configured maximum, in bytes. */
+  mapSize: number
+  maxMapSize: number
+  /** Bytes of the map up to its last used page. */
+  usedSize: number
+  /** Size of data.mdb on disk. */
+  fileSize: number
+  /** LMDB reader slots ever taken in this lock file (a high-water mark, all processes) and the limit. */
+  readersInUse: number
+  maxReaders: number
+}>
+
+/** Figures of the directory behind a cache opened by openLmdbCache (for tools). */
+export declare function cacheStats(cache: Cache<unknown>): Promise<CacheStats>
+
+/** Writes a compacted copy of the cache's data file (free pages dropped) to `destFile`. */
+export declare function compactCacheTo(cache: Cache<unknown>, destFile: string): Promise<void>
+
+/** An entry with its absolute expiry, as getEntry() returns it and putEntries() takes it. */
+export type CacheEntry<T = unknown> = Readonly<{
+  key: string
+  value: T
+  /** Epoch milliseconds, or null (or absent) for no expiry. */
+  expiresAt?: number | null
+}>
+
+/**
+ * The entry `key` of the cache's view (namespace applied) with its absolute expiry, or
+ * undefined when it is absent, expired or a stored undefined.
+ */
+export declare function getEntry<T = unknown>(
+  cache: Cache<T>,
+  key: string,
+): Promise<{ value: T; expiresAt: number | null } | undefined>
+
+/**
+ * Writes the entries into the cache's view (namespace applied) as one atomic batch, each with
+ * its absolute expiry rather than a ttl (stored as whole milliseconds, rounded up).
+ */
+export declare function putEntries<T = unknown>(cache: Cache<T>, entries: Iterable<CacheEntry<T>>): Promise<void>
+
+export type MigrateProgress = Readonly<{
+  phase: 'copy' | 'verify'
+  /** Source entries processed so far (copied or skipped), of `total`. */
+  done: number
+  total: number
+  copied: number
+  skippedExpired: number
+  elapsedMs: number
+}>
+
+export type MigrateOptions = Readonly<{
+  /** The level-cache (LevelDB) directory to read; never modified; must not be in use. */
+  from: string
+  /** The lmdb-cache directory to write (created if missing). */
+  to: string
+  /** Copy only the keys of this namespace (or these namespaces); nested ones as 'a/b'. */
+  namespace?: string | ReadonlyArray<string>
+  /** Called after each committed batch (and during verification). */
+  onProgress?: (progress: MigrateProgress) => void
+  /** Re-read both sides afterwards and report differences. */
+  verify?: boolean
+  /** Entries per write transaction (default 1,000). */
+  batchSize?: number
+  /** Aborts between batches (the copy so far stays; a re-run completes it). */
+  signal?: Readonly<{ aborted: boolean }>
+}>
+
+export type MigrateDifference = Readonly<{
+  key: string
+  problem: 'missing' | 'value' | 'expiresAt'
+  expected: unknown
+  actual: unknown
+}>
+
+export type MigrateVerification = Readonly<{
+  /** Source entries found in the destination and compared. */
+  checked: number
+  missing: number
+  differentValue: number
+  differentExpiry: number
+  /** Live destination entries in the same scope that the source does not have. */
+  extra: number
+  /** The first differences (at most 20). */
+  differences: ReadonlyArray<MigrateDifference>
+  /** No entry missing or different. */
+  ok: boolean
+}>
+
+export type MigrateSummary = Readonly<{
+  from: string
+  to: string
+  namespaces: ReadonlyArray<string> | null
+  /** Source entries read. */
+  total: number
+  copied: number
+  skippedExpired: number
+  /** Entries storing undefined: absent for level-cache's get() too. */
+  skippedUndefined: number
+  /** Values that are not level-cache envelopes ({ v, x }). */
+  skippedInvalid: number
+  invalidKeys: ReadonlyArray<string>
+  durationMs: number
+  verify?: MigrateVerification
+}>
+
+/**
+ * Copies a @promethean/level-cache directory into an lmdb-cache directory: keys (namespaces
+ * included), values and absolute expiries; expired entries are skipped. Needs the optional
+ * peer dependency `level` (else rejects with code ERR_LEVEL_MISSING). Safe to re-run.
+ */
+export declare function migrateFromLevel(opts: MigrateOptions): Promise<MigrateSummary>

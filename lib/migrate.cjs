@@ -1,0 +1,404 @@
+'use strict'
+// migrateFromLevel: copies a @promethean/level-cache directory (LevelDB, read with the `level`
+// package, an optional peer dependency) into an lmdb-cache directory.
+//
+// level-cache's on-disk conventions: utf8 keys, `namespace + U+241F + key` for a namespaced
+// key (nested namespaces `a/b`), values stored with valueEncoding 'json' as envelopes
+// `{ v: value, x: expiryEpochMs }` (x absent: no expiry; `{}` is a stored undefined).
+//
+// - The source is never modified. LevelDB writes to its directory whenever it opens it (a new
+//   log and manifest, the old log turned into a table file), so the source's files are
+//   hard-linked (copied where links are impossible) into a snapshot directory inside the
+//   destination, and the snapshot is what `level` opens. LevelDB never changes a file in
+//   place: it writes new files and renames or deletes old ones, which in the snapshot only
+//   touches the snapshot's own directory entries. The source must not be in use: on Linux its
+//   LOCK file is checked in /proc/locks (LevelDB holds an fcntl lock on it while open).
+// - Keys are copied under their full stored names (namespaces included), each value with its
+//   absolute expiry (putEntries writes the epoch-ms expiry itself, not a ttl recomputed from
+//   Date.now(), so it is exact); entries already expired are skipped.
+// - Batches of `batchSize` (1,000) entries, each one atomic transaction, the next batch read
+//   while the previous one commits.
+// - Idempotent: a re-run copies everything again (puts overwrite), so after an interruption
+//   it completes the copy. A stale snapshot left by a killed run is removed by the next run.
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { lockHolders, processAlive } = require('./locks.cjs')
+
+const SEPARATOR = '\u241F'
+const DEFAULT_BATCH_SIZE = 1000
+const SNAPSHOT_PREFIX = '.level-snapshot-'
+const MAX_REPORTED = 20
+
+function codedError(Kind, code, message, cause) {
+  const error = new Kind(message, cause === undefined ? undefined : { cause })
+  error.code = code
+  return error
+}
+
+/** Imports `level`, the optional peer dependency, or fails with ERR_LEVEL_MISSING. */
+async function importLevel() {
+  let mod
+  try {
+    mod = await import('level')
+  } catch (cause) {
+    const missing = cause && (cause.code === 'ERR_MODULE_NOT_FOUND' || cause.code === 'MODULE_NOT_FOUND')
+    throw codedError(
+      Error,
+      'ERR_LEVEL_MISSING',
+      missing
+        ? 'migrating from level-cache needs the `level` package (an optional peer dependency of @promethean/lmdb-cache): npm install level'
+        : `the \`level\` package could not be loaded: ${String(cause && cause.message).split('\n')[0]}`,
+      cause,
+    )
+  }
+  const Level = mod.Level || (mod.default && mod.default.Level)
+  if (typeof Level !== 'function') {
+    throw codedError(Error, 'ERR_LEVEL_MISSING', 'the `level` package found does not export Level (level >= 8 is needed)')
+  }
+  return Level
+}
+
+function checkOptions(opts) {
+  if (opts === null || typeof opts !== 'object') {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'migrateFromLevel() takes an options object { from, to }')
+  }
+  for (const name of ['from', 'to']) {
+    if (typeof opts[name] !== 'string' || opts[name] === '') {
+      throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `options.${name} must be a directory path`)
+    }
+  }
+  let namespaces = opts.namespace === undefined || opts.namespace === null ? [] : opts.namespace
+  if (typeof namespaces === 'string') namespaces = [namespaces]
+  if (!Array.isArray(namespaces) || namespaces.some((ns) => typeof ns !== 'string')) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'options.namespace must be a string or an array of strings')
+  }
+  // '' is the root namespace, that is the whole database.
+  namespaces = namespaces.includes('') ? [] : [...new Set(namespaces)]
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'options.onProgress must be a function')
+  }
+  const batchSize = opts.batchSize === undefined ? DEFAULT_BATCH_SIZE : opts.batchSize
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'options.batchSize must be a positive integer')
+  }
+  return { from: path.resolve(opts.from), to: path.resolve(opts.to), namespaces, batchSize }
+}
+
+function isInside(child, parent) {
+  const rel = path.relative(parent, child)
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
+}
+
+function checkSource(from) {
+  let stat
+  try {
+    stat = fs.statSync(from)
+  } catch (cause) {
+    throw codedError(Error, 'ERR_INVALID_SOURCE', `the level-cache directory ${from} does not exist`, cause)
+  }
+  if (!stat.isDirectory()) throw codedError(Error, 'ERR_INVALID_SOURCE', `${from} is not a directory`)
+  if (!fs.existsSync(path.join(from, 'CURRENT'))) {
+    throw codedError(Error, 'ERR_INVALID_SOURCE', `${from} is not a LevelDB (level-cache) directory: it has no CURRENT file`)
+  }
+  checkSourceIdle(from)
+}
+
+/** Refuses a source another process (or this one) has open: LevelDB locks LOCK while open. */
+function checkSourceIdle(from) {
+  const { pids } = lockHolders(path.join(from, 'LOCK'))
+  if (pids.length > 0) {
+    throw codedError(
+      Error,
+      'ERR_SOURCE_IN_USE',
+      `the level-cache directory ${from} is in use (process ${pids.join(', ')} has it open): stop it first`,
+    )
+  }
+}
+
+function checkDestination(to, from) {
+  if (isInside(to, from) || isInside(from, to)) {
+    throw codedError(Error, 'ERR_INVALID_DESTINATION', 'the destination and the source must be separate directories')
+  }
+  let names
+  try {
+    names = fs.readdirSync(to)
+  } catch (cause) {
+    if (cause.code === 'ENOENT') return // created by the open
+    if (cause.code === 'ENOTDIR') throw codedError(Error, 'ERR_INVALID_DESTINATION', `${to} is not a directory`, cause)
+    throw codedError(Error, 'ERR_INVALID_DESTINATION', `${to} cannot be read: ${cause.message}`, cause)
+  }
+  const foreign = names.filter((n) => n !== 'data.mdb' && n !== 'lock.mdb' && !n.startsWith(SNAPSHOT_PREFIX))
+  if (!names.includes('data.mdb') && foreign.length > 0) {
+    throw codedError(
+      Error,
+      'ERR_INVALID_DESTINATION',
+      `${to} is neither empty nor an lmdb-cache directory (it holds ${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`,
+    )
+  }
+}
+
+/** Removes snapshots left in the destination by migrations that were killed. */
+function removeStaleSnapshots(to) {
+  for (const name of fs.readdirSync(to)) {
+    if (!name.startsWith(SNAPSHOT_PREFIX)) continue
+    const pid = Number(name.slice(SNAPSHOT_PREFIX.length))
+    if (Number.isInteger(pid) && pid !== process.pid && processAlive(pid)) continue // a live run's
+    fs.rmSync(path.join(to, name), { recursive: true, force: true })
+  }
+}
+
+/** Links (or copies) the source's files into a fresh snapshot directory; returns its path. */
+function snapshotSource(from, to) {
+  const dir = path.join(to, `${SNAPSHOT_PREFIX}${process.pid}`)
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir)
+  let linked = true
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const name = entry.name
+    // LOCK is LevelDB's lock file, LOG and LOG.old its text log: the snapshot gets its own.
+    if (!entry.isFile() || name === 'LOCK' || name === 'LOG' || name === 'LOG.old') continue
+    const src = path.join(from, name)
+    const dest = path.join(dir, name)
+    if (linked) {
+      try {
+        fs.linkSync(src, dest)
+        continue
+      } catch (error) {
+        if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes(error.code)) throw error
+        linked = false
+      }
+    }
+    fs.copyFileSync(src, dest, fs.constants.COPYFILE_FICLONE)
+  }
+  return dir
+}
+
+/** Byte ranges of the namespaces' keys (the whole database when there are none). */
+function rangesFor(namespaces) {
+  if (namespaces.length === 0) return [{}]
+  return namespaces.map((ns) => {
+    const prefix = Buffer.from(ns + SEPARATOR, 'utf8')
+    // 0xFF never occurs in UTF-8, so this bounds exactly the keys starting with the prefix.
+    return { gte: prefix, lt: Buffer.concat([prefix, Buffer.from([0xff])]) }
+  })
+}
+
+/**
+ * What level-cache's get() would return for a stored value: { kind: 'live', value, expiresAt }
+ * or 'expired' / 'undefined' / 'invalid'.
+ */
+function decodeEnvelope(text, now) {
+  let envelope
+  try {
+    envelope = JSON.parse(text)
+  } catch {
+    return { kind: 'invalid' }
+  }
+  if (envelope === null || typeof envelope !== 'object' || Array.isArray(envelope)) return { kind: 'invalid' }
+  // level-cache: expired when `typeof x === 'number' && x <= Date.now()`; any other x: no expiry.
+  const expiresAt = typeof envelope.x === 'number' ? envelope.x : null
+  if (expiresAt !== null && expiresAt <= now) return { kind: 'expired' }
+  if (envelope.v === undefined) return { kind: 'undefined' }
+  return { kind: 'live', value: envelope.v, expiresAt }
+}
+
+async function countKeys(db, ranges) {
+  let total = 0
+  for (const range of ranges) {
+    const it = db.keys(range)
+    try {
+      for (let keys = await it.nextv(4096); keys.length > 0; keys = await it.nextv(4096)) total += keys.length
+    } finally {
+      await it.close()
+    }
+  }
+  return total
+}
+
+/** Yields the source's entries [keyBuffer, valueText] in chunks of `size` (the last may be smaller). */
+async function* chunks(db, ranges, size) {
+  let chunk = []
+  for (const range of ranges) {
+    // nextv() returns what the iterator has buffered (up to highWaterMarkBytes), maybe fewer.
+    const it = db.iterator({ ...range, highWaterMarkBytes: 1024 * 1024 })
+    try {
+      for (let got = await it.nextv(size); got.length > 0; got = await it.nextv(size - chunk.length)) {
+        for (const entry of got) chunk.push(entry)
+        if (chunk.length >= size) {
+          yield chunk
+          chunk = []
+        }
+      }
+    } finally {
+      await it.close()
+    }
+  }
+  if (chunk.length > 0) yield chunk
+}
+
+function checkAborted(signal) {
+  if (signal && signal.aborted) {
+    throw codedError(Error, 'ABORT_ERR', 'the migration was interrupted; run it again to complete it')
+  }
+}
+
+/**
+ * Copies the level-cache directory `from` into the lmdb-cache directory `to` (created if
+ * missing). Resolves to a summary:
+ * { from, to, namespaces, total, copied, skippedExpired, skippedUndefined, skippedInvalid,
+ *   invalidKeys, durationMs, verify? }.
+ */
+async function migrateFromLevel(opts) {
+  const { from, to, namespaces, batchSize } = checkOptions(opts)
+  const onProgress = opts.onProgress
+  const signal = opts.signal
+  const started = Date.now()
+  checkSource(from)
+  checkDestination(to, from)
+  const Level = await importLevel()
+  checkAborted(signal)
+
+  const { openLmdbCache, putEntries, getEntry } = require('../index.cjs')
+  const cache = await openLmdbCache({ path: to })
+  let snapshot = null
+  let db = null
+  try {
+    removeStaleSnapshots(to)
+    snapshot = snapshotSource(from, to)
+    // A process that opened the source meanwhile may have changed it under the snapshot.
+    checkSourceIdle(from)
+    db = new Level(snapshot, { createIfMissing: false, keyEncoding: 'buffer', valueEncoding: 'utf8' })
+    try {
+      await db.open()
+    } catch (cause) {
+      const detail = cause.cause ? cause.cause.message : cause.message
+      throw codedError(Error, 'ERR_INVALID_SOURCE', `${from} cannot be read as a LevelDB database: ${detail}`, cause)
+    }
+    const ranges = rangesFor(namespaces)
+    const total = await countKeys(db, ranges)
+    const summary = {
+      from,
+      to,
+      namespaces: namespaces.length === 0 ? null : namespaces,
+      total,
+      copied: 0,
+      skippedExpired: 0,
+      skippedUndefined: 0,
+      skippedInvalid: 0,
+      invalidKeys: [],
+      durationMs: 0,
+    }
+    let done = 0
+    const report = (phase, doneNow, totalNow) => {
+      if (onProgress !== undefined) {
+        onProgress({
+          phase,
+          done: doneNow,
+          total: totalNow,
+          copied: summary.copied,
+          skippedExpired: summary.skippedExpired,
+          elapsedMs: Date.now() - started,
+        })
+      }
+    }
+    report('copy', 0, total)
+
+    // The next batch is read and decoded while the previous one commits.
+    let writing = null
+    let writingCopies = 0
+    let writingRead = 0
+    const settle = async () => {
+      await writing
+      summary.copied += writingCopies
+      done += writingRead
+      report('copy', done, total)
+    }
+    for await (const chunk of chunks(db, ranges, batchSize)) {
+      checkAborted(signal)
+      const now = Date.now()
+      const batch = []
+      for (const [keyBytes, text] of chunk) {
+        const key = keyBytes.toString('utf8')
+        const entry = decodeEnvelope(text, now)
+        if (entry.kind === 'live') batch.push({ key, value: entry.value, expiresAt: entry.expiresAt })
+        else if (entry.kind === 'expired') summary.skippedExpired++
+        else if (entry.kind === 'undefined') summary.skippedUndefined++
+        else {
+          summary.skippedInvalid++
+          if (summary.invalidKeys.length < MAX_REPORTED) summary.invalidKeys.push(key)
+        }
+      }
+      if (writing !== null) await settle()
+      writing = putEntries(cache, batch)
+      writing.catch(() => {}) // awaited after the next read; not an unhandled rejection meanwhile
+      writingCopies = batch.length
+      writingRead = chunk.length
+    }
+    if (writing !== null) await settle()
+
+    if (opts.verify) {
+      checkAborted(signal)
+      summary.verify = await verifyCopy({ db, cache, ranges, namespaces, total, getEntry, report, signal })
+    }
+    summary.durationMs = Date.now() - started
+    return summary
+  } finally {
+    if (db !== null) await db.close().catch(() => {})
+    if (snapshot !== null) fs.rmSync(snapshot, { recursive: true, force: true })
+    await cache.close().catch(() => {})
+  }
+}
+
+/**
+ * Re-reads both sides: every entry live in the source must be in the destination with the
+ * same value (as JSON) and the same expiry (whole ms, rounded up). Entries of the destination
+ * in the same scope that the source lacks are counted as `extra`.
+ */
+async function verifyCopy({ db, cache, ranges, namespaces, total, getEntry, report, signal }) {
+  const result = { checked: 0, missing: 0, differentValue: 0, differentExpiry: 0, extra: 0, differences: [], ok: true }
+  const note = (key, problem, expected, actual) => {
+    if (result.differences.length < MAX_REPORTED) result.differences.push({ key, problem, expected, actual })
+  }
+  let done = 0
+  let found = 0
+  for await (const chunk of chunks(db, ranges, 1000)) {
+    checkAborted(signal)
+    for (const [keyBytes, text] of chunk) {
+      const now = Date.now()
+      const entry = decodeEnvelope(text, now)
+      if (entry.kind !== 'live') continue
+      const key = keyBytes.toString('utf8')
+      const copy = await getEntry(cache, key)
+      const expectedExpiry = entry.expiresAt === null ? null : Math.ceil(entry.expiresAt)
+      if (copy === undefined) {
+        if (expectedExpiry !== null && expectedExpiry <= Date.now()) continue // expired meanwhile
+        result.missing++
+        note(key, 'missing', entry.value, undefined)
+        continue
+      }
+      found++
+      result.checked++
+      if (JSON.stringify(copy.value) !== JSON.stringify(entry.value)) {
+        result.differentValue++
+        note(key, 'value', entry.value, copy.value)
+      } else if (copy.expiresAt !== expectedExpiry) {
+        result.differentExpiry++
+        note(key, 'expiresAt', expectedExpiry, copy.expiresAt)
+      }
+    }
+    done += chunk.length
+    report('verify', done, total)
+  }
+  // Live entries of the destination in scope, to find those the source does not have.
+  let live = 0
+  const views = namespaces.length === 0 ? [cache] : namespaces.map((ns) => cache.withNamespace(ns))
+  for (const view of views) {
+    for await (const _ of view.entries()) live++ // eslint-disable-line no-unused-vars
+  }
+  result.extra = Math.max(0, live - found)
+  result.ok = result.missing === 0 && result.differentValue === 0 && result.differentExpiry === 0
+  return result
+}
+
+module.exports = { migrateFromLevel, SEPARATOR }
