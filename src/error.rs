@@ -97,7 +97,7 @@ impl fmt::Display for CacheError {
             CacheError::Full { max_size } => write!(
                 f,
                 "the cache is full: the map reached its maximum size of {max_size} bytes \
-                 (raise maxSize, delete entries or sweep expired ones)"
+                 (raise maxMapSize, delete entries or sweep expired ones)"
             ),
             CacheError::NotADirectory { path } => {
                 write!(

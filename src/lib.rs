@@ -10,6 +10,8 @@
 mod binding;
 mod error;
 mod keys;
+#[cfg(test)]
+mod proptests;
 mod record;
 mod registry;
 mod store;

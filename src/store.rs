@@ -278,8 +278,10 @@ impl Store {
         if current >= limit {
             return Ok(false);
         }
-        let wanted = current.saturating_mul(2).max(current + (64 << 20));
-        let next = round_map_size(wanted.min(limit)).max(current + MAP_GRANULE);
+        let wanted = current
+            .saturating_mul(2)
+            .max(current.saturating_add(64 << 20));
+        let next = round_map_size(wanted.min(limit)).max(current.saturating_add(MAP_GRANULE));
         // SAFETY: as in `adopt_map_size`, no transaction of this process is active.
         unsafe { self.env.resize(next as usize) }.map_err(|e| self.heed_error(e))?;
         Ok(true)
@@ -452,8 +454,13 @@ impl PageWriter<'_> {
     }
 }
 
+/// Rounds up to whole granules, saturating: a size from JS may be anything up to u64::MAX
+/// (`maxMapSize: Infinity` means no limit, which must not wrap around to a 0-byte limit).
 pub fn round_map_size(n: u64) -> u64 {
-    n.max(MAP_GRANULE).div_ceil(MAP_GRANULE) * MAP_GRANULE
+    n.max(MAP_GRANULE)
+        .div_ceil(MAP_GRANULE)
+        .checked_mul(MAP_GRANULE)
+        .unwrap_or(u64::MAX / MAP_GRANULE * MAP_GRANULE)
 }
 
 fn open_env_retrying(
@@ -575,6 +582,111 @@ fn check_format(format: Option<&[u8]>, path: &Path) -> CacheResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_sizes_round_up_to_granules_and_saturate() {
+        assert_eq!(round_map_size(0), MAP_GRANULE);
+        assert_eq!(round_map_size(MAP_GRANULE), MAP_GRANULE);
+        assert_eq!(round_map_size(MAP_GRANULE + 1), 2 * MAP_GRANULE);
+        // JS passes maxMapSize: Infinity as u64::MAX: it must mean "no limit", not wrap to 0.
+        let top = round_map_size(u64::MAX);
+        assert_eq!(top % MAP_GRANULE, 0);
+        assert!(top >= u64::MAX - MAP_GRANULE);
+        assert_eq!(round_map_size(u64::MAX - MAP_GRANULE), top);
+    }
+
+    type Fill =
+        for<'a, 'b, 'e> fn(&'a heed::DatabaseOpener<'e, WithoutTls>, &'b mut heed::RwTxn<'e>);
+
+    /// Writes an LMDB environment in `dir` the way another program could (same LMDB format),
+    /// through `fill`, and closes it.
+    fn foreign_env(dir: &Path, fill: Fill) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let mut builder = EnvOpenOptions::new().read_txn_without_tls();
+        builder.max_dbs(4);
+        // SAFETY: a fresh directory, opened once in this test.
+        let env = unsafe { builder.open(dir) }.unwrap();
+        let wtxn = env.write_txn().unwrap();
+        env.create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+            fill(opener, wtxn);
+            Ok(CommitOrAbort::<(), ()>::Commit(()))
+        })
+        .unwrap();
+        env.prepare_for_closing().wait();
+    }
+
+    #[test]
+    fn an_lmdb_environment_of_another_program_is_refused_and_left_unchanged() {
+        let cases: [(&str, Fill, &str); 5] = [
+            (
+                "a key in the main database",
+                |opener, wtxn| {
+                    let main = opener.create_database::<Bytes, Bytes>(wtxn, None).unwrap();
+                    main.put(wtxn, b"user:1", b"{}").unwrap();
+                },
+                "ERR_INVALID_DATABASE",
+            ),
+            (
+                "a named database of its own",
+                |opener, wtxn| {
+                    let other = opener
+                        .create_database::<Bytes, Bytes>(wtxn, Some("other"))
+                        .unwrap();
+                    other.put(wtxn, b"k", b"v").unwrap();
+                },
+                "ERR_INVALID_DATABASE",
+            ),
+            (
+                "databases named like ours but no format record",
+                |opener, wtxn| {
+                    for name in [EXPIRIES_DB, META_DB] {
+                        let db = opener
+                            .create_database::<Bytes, Bytes>(wtxn, Some(name))
+                            .unwrap();
+                        db.put(wtxn, b"x", b"y").unwrap();
+                    }
+                },
+                "ERR_INVALID_DATABASE",
+            ),
+            (
+                "an unreadable format record",
+                |opener, wtxn| {
+                    opener
+                        .create_database::<Bytes, Bytes>(wtxn, Some(EXPIRIES_DB))
+                        .unwrap();
+                    let meta = opener
+                        .create_database::<Bytes, Bytes>(wtxn, Some(META_DB))
+                        .unwrap();
+                    meta.put(wtxn, FORMAT_KEY, b"\xff not json").unwrap();
+                },
+                "ERR_INVALID_DATABASE",
+            ),
+            (
+                "a newer format",
+                |opener, wtxn| {
+                    opener
+                        .create_database::<Bytes, Bytes>(wtxn, Some(EXPIRIES_DB))
+                        .unwrap();
+                    let meta = opener
+                        .create_database::<Bytes, Bytes>(wtxn, Some(META_DB))
+                        .unwrap();
+                    meta.put(wtxn, FORMAT_KEY, br#"{"format":99}"#).unwrap();
+                },
+                "ERR_UNSUPPORTED_FORMAT",
+            ),
+        ];
+        let dir = std::env::temp_dir().join(format!("lmdb-cache-foreign-{}", std::process::id()));
+        for (name, fill, code) in cases {
+            foreign_env(&dir, fill);
+            let before = std::fs::read(dir.join("data.mdb")).unwrap();
+            let err = Store::open(&dir, &StoreOptions::default()).err();
+            assert_eq!(err.as_ref().map(CacheError::code), Some(code), "{name}");
+            let after = std::fs::read(dir.join("data.mdb")).unwrap();
+            assert!(before == after, "{name}: data.mdb was modified");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Not a correctness test: prints the native cost of a lookup (run with --ignored).
     #[test]

@@ -361,7 +361,7 @@ impl Writer {
                     let max = self.store.max_map_size();
                     // Deletes need fresh pages too (copy-on-write); let them use a reserve.
                     let limit = if only_deletes {
-                        max + (max / 16).max(8 << 20)
+                        max.saturating_add((max / 16).max(8 << 20))
                     } else {
                         max
                     };

@@ -1,0 +1,81 @@
+// Opening and closing many times leaks nothing: descriptors, threads, JS heap and RSS come
+// back to their level after a warm-up. Each scenario runs in a child process started with
+// --expose-gc (fixtures/lifecycle-child.mjs), which measures itself after a warm-up (the
+// first opens load code, grow V8's heap and create malloc arenas), halfway and at the end:
+//
+// - sequential: open, write every 10th time, read, close; 2,000 times;
+// - together:   4 handles opened at once (one environment), written to, and closed in
+//               varying order with their writes in flight; 2,000 opens;
+// - workers:    100 worker threads open the cache, start 200 writes, and then exit with
+//               writes in flight, are terminated (with or without writes in flight), close
+//               normally, or are terminated without closing; this thread sometimes holds the
+//               cache meanwhile, so a worker's end sometimes closes the environment.
+//
+// Bounds, from measurements on this machine kind (x86-64 Linux, Node 20):
+// - open descriptors: back to the warm-up count exactly (we allow +-2): an environment leaked
+//   open keeps data.mdb and lock.mdb open;
+// - threads: back to the warm-up count (+2): each environment has a writer thread;
+// - JS heap used after a forced GC: measured within +-0.3 MB; we allow 2 MB, which a leak of
+//   1 KB per handle (a view object with its closures is about that) would exceed;
+// - RSS after a forced GC: measured +3 to +9 MB in all, of which at most +4 MB in the second
+//   half (V8 committing and touching heap pages, malloc arenas of the writer threads). The
+//   native open/close path alone stays flat over 40,000 cycles (probed in Rust), so this is
+//   allocator and V8 behaviour, not a leak. We allow 30 MB in all and 12 MB for the second
+//   half: a leak of 12 KB per open/close (a leaked 64 MiB map touched only in its first
+//   pages, a leaked thread's stack) shows in the second half.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const CHILD = fileURLToPath(new URL('./fixtures/lifecycle-child.mjs', import.meta.url))
+const MiB = 1024 * 1024
+
+function runScenario(scenario, count) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-lifecycle-'))
+  try {
+    const out = execFileSync(process.execPath, ['--expose-gc', CHILD, path.join(dir, 'db'), scenario, String(count)], {
+      encoding: 'utf8',
+      timeout: 90_000,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    const report = JSON.parse(out.trim().split('\n').pop())
+    const { before, middle, after } = report
+    const mb = (bytes) => (bytes / MiB).toFixed(1)
+    console.log(
+      `# ${scenario} x${count} in ${report.ms} ms: fds ${before.fds}/${middle.fds}/${after.fds}, threads ${before.threads}/${middle.threads}/${after.threads}, ` +
+        `heap ${mb(before.heapUsed)}/${mb(middle.heapUsed)}/${mb(after.heapUsed)} MB, rss +${mb(middle.rss - before.rss)} +${mb(after.rss - middle.rss)} MB`,
+    )
+    return report
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function assertNoLeak({ scenario, before, middle, after }) {
+  for (const [when, m] of [
+    ['halfway', middle],
+    ['at the end', after],
+  ]) {
+    assert.ok(Math.abs(m.fds - before.fds) <= 2, `${scenario}: ${m.fds - before.fds} descriptors more ${when} (was ${before.fds})`)
+    assert.ok(m.threads <= before.threads + 2, `${scenario}: ${m.threads - before.threads} threads more ${when}`)
+    assert.ok(m.heapUsed - before.heapUsed < 2 * MiB, `${scenario}: JS heap grew by ${m.heapUsed - before.heapUsed} bytes ${when}`)
+  }
+  assert.ok(after.rss - before.rss < 30 * MiB, `${scenario}: RSS grew by ${((after.rss - before.rss) / MiB).toFixed(1)} MB`)
+  assert.ok(after.rss - middle.rss < 12 * MiB, `${scenario}: RSS grew by ${((after.rss - middle.rss) / MiB).toFixed(1)} MB in the second half`)
+}
+
+test('opening and closing one path 2,000 times, one handle at a time, leaks nothing', { timeout: 120_000 }, () => {
+  assertNoLeak(runScenario('sequential', 2000))
+})
+
+test('opening 2,000 handles four at a time and closing them with writes in flight leaks nothing', { timeout: 120_000 }, () => {
+  assertNoLeak(runScenario('together', 2000))
+})
+
+test('worker threads that exit or are terminated with writes in flight leak nothing and lose no closed write', { timeout: 120_000 }, () => {
+  assertNoLeak(runScenario('workers', 100))
+})
