@@ -1,0 +1,123 @@
+// The backends the benchmark can run. Each entry opens something with the Cache API
+// (see /work/shared/docs/level-cache-contract.md). Modules are imported lazily, inside
+// `open`/`probe`, so a backend that cannot load (e.g. the native package not built yet)
+// only affects its own row.
+//
+// Entry fields:
+//   description  one line for the report
+//   stateful     true: gets a fresh directory, is populated and verified before timing
+//   supports     for stateless backends: the Cache methods it implements (workloads using
+//                anything else skip it)
+//   hidden       not in the default set; run only when named with --backends
+//   probe()      throws if the backend cannot be loaded here
+//   open(ctx)    -> Promise<Cache>; ctx = { path, options, dataset }
+
+import { createRequire } from 'node:module';
+import { smallValueOf } from './data.js';
+
+const require = createRequire(import.meta.url);
+
+// The native no-op: `binding.noop` if the addon exports it directly, else the raw hot-path
+// `noop` that `binding.init(...)` hands out (the same calling convention as the read path).
+// The floor runs in a process of its own, where nothing else has called `init`.
+function loadNoop() {
+  const binding = require('../../binding.cjs');
+  if (typeof binding.noop === 'function') return binding.noop;
+  if (typeof binding.init === 'function') {
+    const noop = binding.init(() => {})?.hot?.noop;
+    if (typeof noop === 'function') return noop;
+  }
+  throw new Error('binding.cjs has no noop() (neither exported nor in init().hot)');
+}
+
+export const BACKENDS = {
+  'lmdb-cache': {
+    description: 'this package (Rust, napi-rs, heed/LMDB)',
+    stateful: true,
+    async probe() {
+      await import('../../index.js');
+    },
+    async open({ path, options }) {
+      const { openLmdbCache } = await import('../../index.js');
+      return openLmdbCache({ path, ...options });
+    },
+  },
+  'level-cache': {
+    description: "level-cache's semantics over `level` 10 (LevelDB)",
+    stateful: true,
+    async probe() {
+      await import('../backends/level-cache.js');
+    },
+    async open({ path, options }) {
+      const { openLevelBackedCache } = await import('../backends/level-cache.js');
+      return openLevelBackedCache({ path, ...options });
+    },
+  },
+  'lmdb-js': {
+    description: "level-cache's semantics over lmdb-js 3 (`lmdb`), encoding json",
+    stateful: true,
+    async probe() {
+      await import('../backends/lmdbjs-cache.js');
+    },
+    async open({ path, options }) {
+      const { openLmdbJsBackedCache } = await import('../backends/lmdbjs-cache.js');
+      return openLmdbJsBackedCache({ path, ...options });
+    },
+  },
+  floor: {
+    description: 'lower bound: a no-op native call + JSON.parse of one value\'s bytes, per op',
+    stateful: false,
+    supports: ['get', 'has'],
+    async probe() {
+      loadNoop();
+    },
+    async open() {
+      const noop = loadNoop();
+      const bytes = Buffer.from(JSON.stringify(smallValueOf(12_345)));
+      const unsupported = (name) => async () => {
+        throw new Error(`the floor backend does not implement ${name}()`);
+      };
+      return Object.freeze({
+        async get(_key) {
+          noop();
+          return JSON.parse(bytes.toString());
+        },
+        async has(_key) {
+          noop();
+          return JSON.parse(bytes.toString()) !== undefined;
+        },
+        set: unsupported('set'),
+        del: unsupported('del'),
+        batch: unsupported('batch'),
+        entries: unsupported('entries'),
+        sweepExpired: unsupported('sweepExpired'),
+        withNamespace() {
+          return this;
+        },
+        async close() {},
+      });
+    },
+  },
+  // Harness self-test only: a Map with the same envelope, no persistence.
+  memory: {
+    description: 'harness self-test: an in-process Map (not a real backend)',
+    stateful: true,
+    hidden: true,
+    async probe() {},
+    async open() {
+      const { openMemoryCache } = await import('./memory-cache.js');
+      return openMemoryCache();
+    },
+  },
+};
+
+export const DEFAULT_BACKENDS = Object.keys(BACKENDS).filter((name) => !BACKENDS[name].hidden);
+
+/** Workloads compare against these when present. */
+export const BASELINES = ['level-cache', 'lmdb-js'];
+
+export function backendSupports(name, methods) {
+  const b = BACKENDS[name];
+  if (b.stateful) return true;
+  return methods.every((m) => b.supports.includes(m));
+}
