@@ -54,6 +54,8 @@ export interface NativeStats {
   expiredEntries: number
   fileSize: number
   usedSize: number
+  freePages: number
+  pageSize: number
   mapSize: number
   maxMapSize: number
   readersInUse: number

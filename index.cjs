@@ -597,6 +597,8 @@ async function cacheStats(cache) {
     mapSize: s.mapSize,
     maxMapSize: s.maxMapSize,
     usedSize: s.usedSize,
+    freePages: s.freePages,
+    pageSize: s.pageSize,
     fileSize: s.fileSize,
     readersInUse: s.readersInUse,
     maxReaders: s.maxReaders,

@@ -96,6 +96,9 @@ export type CacheStats = Readonly<{
   maxMapSize: number
   /** Bytes of the map up to its last used page. */
   usedSize: number
+  /** Pages below the last used one that hold no data (reused by later writes; dropped by a compacting copy). */
+  freePages: number
+  pageSize: number
   /** Size of data.mdb on disk. */
   fileSize: number
   /** LMDB reader slots ever taken in this lock file (a high-water mark, all processes) and the limit. */

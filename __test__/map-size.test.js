@@ -99,3 +99,26 @@ test('a process adopts a map grown by another process while it holds the cache o
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('cacheStats counts free pages, which deletes create and a compacting copy drops', async () => {
+  const { cacheStats, compactCacheTo } = await import('../index.js')
+  const dir = tempDir()
+  try {
+    const cache = await openLmdbCache({ path: dir })
+    await cache.batch(Array.from({ length: 3000 }, (_, i) => ({ type: 'put', key: `k${i}`, value: 'x'.repeat(200) })))
+    const before = await cacheStats(cache)
+    assert.equal(before.entries, 3000)
+    await cache.batch(Array.from({ length: 3000 }, (_, i) => ({ type: 'del', key: `k${i}` })))
+    await cache.set('one', 1) // a later commit lets LMDB account the freed pages
+    const after = await cacheStats(cache)
+    assert.equal(after.entries, 1)
+    assert.ok(after.freePages > before.freePages + 100, `free pages ${before.freePages} -> ${after.freePages}`)
+    assert.equal(after.usedSize % after.pageSize, 0)
+    const copy = path.join(dir, 'compacted.mdb')
+    await compactCacheTo(cache, copy)
+    assert.ok(fs.statSync(copy).size < after.usedSize - 100 * after.pageSize)
+    await cache.close()
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})

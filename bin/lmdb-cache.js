@@ -400,6 +400,7 @@ async function cmdStats(args) {
     `map size     ${bytes(stats.mapSize)} (grows up to ${bytes(stats.maxMapSize)})`,
     `file size    ${bytes(stats.fileSize)} (data.mdb)`,
     `used size    ${bytes(stats.usedSize)} (up to the last page in use; '${PROGRAM} compact' drops free pages)`,
+    `free pages   ${int(stats.freePages)} of ${bytes(stats.pageSize)} (${bytes(stats.freePages * stats.pageSize)} reusable)`,
     `readers      ${int(stats.readersInUse)} of ${int(stats.maxReaders)} slots (most ever in use at once)`,
   )
   process.stdout.write(lines.join('\n') + '\n')

@@ -61,6 +61,8 @@ pub struct Store {
     /// expiry (u64 big-endian) ++ stored key -> empty: every entry with an expiry, in expiry
     /// order, so a sweep visits only what has expired.
     pub(crate) expiries: Entries,
+    /// The format record.
+    meta: Entries,
     map_lock: RwLock<()>,
     max_map_size: AtomicU64,
     path: PathBuf,
@@ -92,11 +94,12 @@ impl Store {
         // A process killed while reading leaves its reader slot behind; free those first.
         env.clear_stale_readers()
             .map_err(|e| CacheError::from_heed(e, path))?;
-        let (entries, expiries) = open_databases(&env, path)?;
+        let (entries, expiries, meta) = open_databases(&env, path)?;
         Ok(Store {
             env,
             entries,
             expiries,
+            meta,
             map_lock: RwLock::new(()),
             max_map_size: AtomicU64::new(round_map_size(opts.max_map_size)),
             path: path.to_path_buf(),
@@ -331,7 +334,7 @@ impl Store {
         let entries = self
             .read(|txn| self.entries.len(txn).map_err(|e| self.heed_error(e)))?
             .saturating_sub(2);
-        let (live, expired, ()) = self.read(|txn| {
+        let (live, expired, held_pages) = self.read(|txn| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
@@ -348,8 +351,17 @@ impl Store {
                     _ => break,
                 }
             }
-            Ok((entries.saturating_sub(expired), expired, ()))
+            // LMDB exposes no count of its free list; every page below the last used one that
+            // no database holds is free (up to the free list's own few pages).
+            let mut held = 2u64; // the two meta pages
+            for db in [&self.entries, &self.expiries, &self.meta] {
+                let s = db.stat(txn).map_err(|e| self.heed_error(e))?;
+                held += (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
+            }
+            Ok((entries.saturating_sub(expired), expired, held))
         })?;
+        let used_pages = info.last_page_number as u64 + 1;
+        let page_size = self.env.unnamed_database_stat().page_size as u64;
         let file_size = std::fs::metadata(self.path.join("data.mdb"))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -358,8 +370,9 @@ impl Store {
             live_entries: live,
             expired_entries: expired,
             file_size,
-            used_size: (info.last_page_number as u64 + 1)
-                * self.env.unnamed_database_stat().page_size as u64,
+            used_size: used_pages * page_size,
+            free_pages: used_pages.saturating_sub(held_pages),
+            page_size,
             map_size: info.map_size as u64,
             max_map_size: self.max_map_size(),
             readers_in_use: info.number_of_readers,
@@ -377,6 +390,10 @@ pub struct StoreStats {
     pub file_size: u64,
     /// Bytes of the map up to its last used page (free pages inside included).
     pub used_size: u64,
+    /// Pages below the last used one that hold no data: reusable by later writes, and what
+    /// a compacting copy drops.
+    pub free_pages: u64,
+    pub page_size: u64,
     pub map_size: u64,
     pub max_map_size: u64,
     pub readers_in_use: u32,
@@ -491,7 +508,7 @@ fn open_env_retrying(
 /// transaction an extra lookup of its record in the main database. The main database also
 /// holds the records of the two named databases (`expiries`, `meta`); their keys can never
 /// be stored keys (see `keys::classify`), so scans skip them.
-fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, Entries)> {
+fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, Entries, Entries)> {
     let heed_err = |e: heed::Error| CacheError::from_heed(e, path);
     let rtxn = env.read_txn().map_err(heed_err)?;
     let existing = env
@@ -508,7 +525,7 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
     if let CommitOrAbort::Commit((entries, expiries, meta)) = existing {
         let rtxn = env.read_txn().map_err(heed_err)?;
         check_format(meta.get(&rtxn, FORMAT_KEY).map_err(heed_err)?, path)?;
-        return Ok((entries, expiries));
+        return Ok((entries, expiries, meta));
     }
 
     let wtxn = env.write_txn().map_err(heed_err)?;
@@ -529,7 +546,7 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
             .map_err(heed_err)?;
         if let (Some(expiries), Some(meta)) = (expiries, meta) {
             check_format(meta.get(wtxn, FORMAT_KEY).map_err(heed_err)?, path)?;
-            return Ok(CommitOrAbort::Commit((main, expiries)));
+            return Ok(CommitOrAbort::Commit((main, expiries, meta)));
         }
         // Anything in a main database without our format record belongs to another program.
         if let Some(item) = main.iter(wtxn).map_err(heed_err)?.next() {
@@ -547,10 +564,10 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
         let v = serde_json::to_vec(&serde_json::json!({ "format": FORMAT_VERSION }))
             .expect("a JSON literal serializes");
         meta.put(wtxn, FORMAT_KEY, &v).map_err(heed_err)?;
-        Ok(CommitOrAbort::Commit((main, expiries)))
+        Ok(CommitOrAbort::Commit((main, expiries, meta)))
     })?;
     match created {
-        CommitOrAbort::Commit((entries, expiries)) => Ok((entries, expiries)),
+        CommitOrAbort::Commit(databases) => Ok(databases),
         CommitOrAbort::Abort(foreign) => Err(CacheError::InvalidDatabase {
             path: path.into(),
             detail: format!("it holds data of another program (first key {foreign:?})"),
