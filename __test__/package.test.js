@@ -184,9 +184,8 @@ await cache.set('k', 'not a number')
   assert.match(result.stdout, /node_modules\/@promethean\/lmdb-cache\/index\.d\.cts\n {2}Imported via '@promethean\/lmdb-cache' from file 'consumer\.cts'/)
 })
 
-test('index.d.cts declares exactly what index.d.ts declares', () => {
-  const body = (file) => fs.readFileSync(path.join(ROOT, file), 'utf8').split('\n').slice(2).join('\n')
-  assert.equal(body('index.d.cts'), body('index.d.ts'))
+test('index.d.cts, written by the build from index.d.ts, declares exactly the same', () => {
+  assert.equal(fs.readFileSync(path.join(ROOT, 'index.d.cts'), 'utf8'), fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8'))
 })
 
 test('the lmdb-cache bin; migrate without the optional `level` peer says what to install', { skip }, async () => {
