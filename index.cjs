@@ -361,13 +361,17 @@ function lookup(view, key, wantValue) {
   return status
 }
 
-function readValue(view, key) {
-  const status = lookup(view, key, true)
+/** The value a lookup with wantValue found, or undefined (missing, expired, stored undefined). */
+function foundValue(status) {
   if (status === LOOKUP_FOUND) {
     return JSON.parse(utf8Slice(scratch, VALUE_OFFSET, VALUE_OFFSET + ctl[CTL_VALUE_LEN]))
   }
   if (status === LOOKUP_FOUND_LARGE) return JSON.parse(utf8Slice(binding.takeLargeValue(), 0))
-  return undefined // missing, expired, or a stored undefined
+  return undefined
+}
+
+function readValue(view, key) {
+  return foundValue(lookup(view, key, true))
 }
 
 function* decodePage(page, prefixLength, state) {
@@ -627,11 +631,7 @@ async function getEntry(cache, key) {
   if (status !== LOOKUP_FOUND && status !== LOOKUP_FOUND_LARGE) return undefined
   // Read the expiry before anything else can reuse the scratch buffer.
   const expiresAt = ctl[CTL_HAS_EXPIRY] === 1 ? ctl[CTL_EXPIRY] : null
-  const value =
-    status === LOOKUP_FOUND
-      ? JSON.parse(utf8Slice(scratch, VALUE_OFFSET, VALUE_OFFSET + ctl[CTL_VALUE_LEN]))
-      : JSON.parse(utf8Slice(binding.takeLargeValue(), 0))
-  return { value, expiresAt }
+  return { value: foundValue(status), expiresAt }
 }
 
 /**

@@ -161,6 +161,7 @@ function cleanup() {
   if (tmpRoot) rmSync(tmpRoot, { recursive: true, force: true });
   tmpRoot = undefined;
 }
+process.on('exit', cleanup); // also after an uncaught error (e.g. EPIPE when piped into head)
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
     process.stderr.write(`\nbench: ${sig}, cleaning up\n`);
