@@ -82,6 +82,7 @@ test('a process adopts a map grown by another process while it holds the cache o
     await cache.set('parent', 1)
     const child = fork(fixture, [dir, 'c', '400', '40000'], { stdio: 'inherit' })
     const exit = new Promise((resolve) => child.on('exit', resolve))
+    const report = new Promise((resolve) => child.on('message', resolve))
     // Keep reading and writing while the child grows the map.
     let rounds = 0
     while (child.exitCode === null && rounds < 100_000) {
@@ -90,6 +91,9 @@ test('a process adopts a map grown by another process while it holds the cache o
       await new Promise((resolve) => setImmediate(resolve))
     }
     assert.equal(await exit, 0)
+    const { readBack, parentValue } = await report
+    assert.equal(readBack, 400, 'the writer reads back all it wrote')
+    assert.equal(typeof parentValue, 'number', "the writer reads the other process's key")
     assert.ok(fs.statSync(path.join(dir, 'data.mdb')).size > 10 * MiB)
     for (let j = 0; j < 400; j += 13) assert.equal((await cache.get(`c${j}`)).j, j)
     await cache.set('parent-after', 'x'.repeat(2 * MiB))
