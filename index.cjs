@@ -374,8 +374,10 @@ function readValue(view, key) {
   return foundValue(lookup(view, key, true))
 }
 
-function* decodePage(page, prefixLength, state) {
+/** Decodes one page into `[key, value]` pairs; records the cursor and whether it was the last. */
+function decodePage(page, prefixLength, scan) {
   const count = page.readUInt32LE(1)
+  const entries = []
   let off = 5
   for (let i = 0; i < count; i++) {
     const keyLen = page.readUInt32LE(off)
@@ -386,12 +388,13 @@ function* decodePage(page, prefixLength, state) {
     const valueLen = page.readUInt32LE(off + 1)
     off += 5
     // A stored undefined is absent for get/has, so entries() skips it too, as level-cache does.
-    if (kind === 0) yield [fullKey.slice(prefixLength), JSON.parse(utf8Slice(page, off, off + valueLen))]
+    if (kind === 0) entries.push([fullKey.slice(prefixLength), JSON.parse(utf8Slice(page, off, off + valueLen))])
     off += valueLen
   }
   const cursorLen = page.readUInt32LE(off)
-  state.after = cursorLen > 0 ? page.subarray(off + 4, off + 4 + cursorLen) : null
-  state.done = page[0] === 1
+  scan.after = cursorLen > 0 ? page.subarray(off + 4, off + 4 + cursorLen) : null
+  scan.lastPage = page[0] === 1
+  return entries
 }
 
 function normaliseLimit(opts) {
@@ -418,38 +421,91 @@ function rangeBound(view, opts, exclusiveName, inclusiveName) {
   return [fullKeyBytes(view, key), exclusive === undefined]
 }
 
-async function* iterateEntries(view, opts) {
-  const options = opts === undefined || opts === null ? {} : opts
-  const limit = normaliseLimit(options)
-  const lower = rangeBound(view, options, 'gt', 'gte')
-  const upper = rangeBound(view, options, 'lt', 'lte')
-  const reverse = options.reverse === true
-  const handle = view.handle
-  const state = { after: null, done: false }
-  let yielded = 0
-  let pageSize = FIRST_PAGE_ENTRIES
-  while (yielded < limit) {
-    if (handle.closed) throw closedError()
-    const want = Math.min(pageSize, limit - yielded)
+/**
+ * The async iterator `entries()` returns. Pages are read synchronously from native code, so
+ * each `next()` settles at once from the current page; this spares the per-entry suspension
+ * of an async generator, which costs more than decoding the entry. Options are checked, and
+ * a closed cache reported, by the first `next()`, as a generator would.
+ */
+class EntriesIterator {
+  constructor(view, opts) {
+    this.view = view
+    this.opts = opts
+    this.scan = null // set up by the first next()
+    this.page = []
+    this.index = 0
+    this.finished = false
+  }
+
+  next() {
+    try {
+      if (this.finished) return Promise.resolve({ value: undefined, done: true })
+      if (this.scan === null) this.scan = this.start()
+      const scan = this.scan
+      while (this.index >= this.page.length) {
+        if (scan.lastPage || scan.yielded >= scan.limit) return this.return()
+        if (this.view.handle.closed) throw closedError()
+        this.page = this.readPage(scan)
+        this.index = 0
+        scan.pageSize = Math.min(scan.pageSize * 4, MAX_PAGE_ENTRIES)
+      }
+      scan.yielded++
+      return Promise.resolve({ value: this.page[this.index++], done: false })
+    } catch (error) {
+      this.finish()
+      return Promise.reject(error)
+    }
+  }
+
+  return(value) {
+    this.finish()
+    return Promise.resolve({ value, done: true })
+  }
+
+  throw(error) {
+    this.finish()
+    return Promise.reject(error)
+  }
+
+  [Symbol.asyncIterator]() {
+    return this
+  }
+
+  finish() {
+    this.finished = true
+    this.page = []
+  }
+
+  start() {
+    const options = this.opts === undefined || this.opts === null ? {} : this.opts
+    return {
+      limit: normaliseLimit(options),
+      lower: rangeBound(this.view, options, 'gt', 'gte'),
+      upper: rangeBound(this.view, options, 'lt', 'lte'),
+      reverse: options.reverse === true,
+      after: null,
+      lastPage: false,
+      yielded: 0,
+      pageSize: FIRST_PAGE_ENTRIES,
+    }
+  }
+
+  readPage(scan) {
+    const { view } = this
     const page = binding.entriesPage(
-      handle.id,
+      view.handle.id,
       view.prefixBytes,
-      lower === null ? null : lower[0],
-      lower !== null && lower[1],
-      upper === null ? null : upper[0],
-      upper !== null && upper[1],
-      reverse,
-      state.after,
+      scan.lower === null ? null : scan.lower[0],
+      scan.lower !== null && scan.lower[1],
+      scan.upper === null ? null : scan.upper[0],
+      scan.upper !== null && scan.upper[1],
+      scan.reverse,
+      scan.after,
       Date.now(),
-      want,
+      Math.min(scan.pageSize, scan.limit - scan.yielded),
       MAX_PAGE_BYTES,
     )
-    for (const entry of decodePage(page, view.prefix.length, state)) {
-      yield entry
-      yielded++
-    }
-    if (state.done) return
-    pageSize = Math.min(pageSize * 4, MAX_PAGE_ENTRIES)
+    return decodePage(page, view.prefix.length, scan)
   }
 }
 
@@ -535,7 +591,7 @@ function makeView(handle, namespace) {
     },
 
     entries(opts) {
-      return iterateEntries(view, opts)
+      return new EntriesIterator(view, opts)
     },
 
     sweepExpired() {
