@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BACKENDS, BASELINES, DEFAULT_BACKENDS, backendSupports } from './lib/backends.js';
 import { busyCores, readCpuTicks, waitForIdle } from './lib/cpu.js';
-import { renderMarkdown, renderText, tableColumns, workloadRows } from './lib/report.js';
+import { renderMarkdown, renderSvg, renderText, tableColumns, workloadRows } from './lib/report.js';
 import { DATASETS, DEFAULT_WORKLOADS, WORKLOADS } from './lib/workloads.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -26,7 +26,8 @@ const runner = path.join(here, 'run-backend.js');
 const repoRoot = path.dirname(here);
 
 const USAGE = `usage: node benchmark/bench.js [options]
-  --rounds N         rounds per backend and workload (default 5)
+  --rounds N         rounds per backend and workload (default 3, with --full 5)
+  --full             more rounds (5), for numbers to publish; the default run stays ~4 min
   --quick            few operations per round (CI smoke test); writes benchmark/results/quick.*
   --backends a,b     backends to run (default: ${DEFAULT_BACKENDS.join(',')}); known: ${Object.keys(BACKENDS).join(', ')}
   --workloads a,b    workloads to run (default: ${DEFAULT_WORKLOADS.join(',')})
@@ -35,7 +36,7 @@ const USAGE = `usage: node benchmark/bench.js [options]
   --tmp-dir DIR      where the temporary databases go (default: the OS temp directory)
   --wait-idle S      before each run, wait up to S seconds for other processes to leave the
                      CPUs idle (default 5, with --quick 0; 0 = don't wait)
-  --wait-budget S    total seconds all those waits may take in one invocation (default 45)
+  --wait-budget S    total seconds all those waits may take in one invocation (default 30, with --full 60)
   --retries N        repeat a run during which other processes kept >= 0.25 CPU busy, up to
                      N times, if the machine is idle again (default 2, with --quick 0; at
                      most a quarter of the runs in all)
@@ -51,7 +52,8 @@ function parseCli() {
   try {
     ({ values } = parseArgs({
       options: {
-        rounds: { type: 'string', default: '5' },
+        rounds: { type: 'string' },
+        full: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         backends: { type: 'string' },
         workloads: { type: 'string' },
@@ -70,7 +72,7 @@ function parseCli() {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const rounds = Number(values.rounds);
+  const rounds = Number(values.rounds ?? (values.full ? 5 : 3));
   if (!Number.isInteger(rounds) || rounds < 1) die(`--rounds must be a positive integer, got ${values.rounds}`);
   const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
   const backends = values.backends ? list(values.backends) : null;
@@ -81,7 +83,7 @@ function parseCli() {
   if (!(waitIdleS >= 0)) die(`--wait-idle must be a number of seconds >= 0, got ${values['wait-idle']}`);
   const retries = Number(values.retries ?? (values.quick ? 0 : 2));
   if (!Number.isInteger(retries) || retries < 0) die(`--retries must be an integer >= 0, got ${values.retries}`);
-  const waitBudgetS = Number(values['wait-budget'] ?? 45);
+  const waitBudgetS = Number(values['wait-budget'] ?? (values.full ? 60 : 30));
   if (!(waitBudgetS >= 0)) die(`--wait-budget must be a number of seconds >= 0, got ${values['wait-budget']}`);
   const out = values.out ?? path.join(here, 'results', values.quick ? 'quick' : 'latest');
   return { rounds, quick: values.quick, backends, workloads, out, waitIdleS, waitBudgetS, retries, tmpDir: values['tmp-dir'] ?? os.tmpdir() };
@@ -229,7 +231,7 @@ async function waitIdleWithinBudget() {
   const maxMs = Math.min(opts.waitIdleS * 1000, waitBudgetMs);
   if (maxMs <= 0) return null;
   const t0 = Date.now();
-  const busy = await waitForIdle({ maxMs, threshold: IDLE_THRESHOLD });
+  const busy = await waitForIdle({ maxMs, threshold: IDLE_THRESHOLD, windowMs: 200 });
   waitBudgetMs = Math.max(0, waitBudgetMs - (Date.now() - t0));
   if (waitBudgetMs === 0) process.stderr.write('  (waiting budget used up: no more waiting for an idle machine)\n');
   return busy;
@@ -339,7 +341,7 @@ const md = [
   `- Node: ${meta.node} (V8 ${meta.v8}), ${meta.platform}`,
   `- CPU: ${meta.cpu} ×${meta.cpuCount}, ${meta.totalMemMb.toLocaleString('en-US')} MB RAM`,
   `- Machine load before the run: ${meta.busyCpusAtStart ?? '?'} CPUs busy (load average ${meta.loadAvgAtStart.join(', ')})`,
-  `- Mode: ${mode}, ${meta.rounds} rounds per backend (interleaved, each run in a fresh process); medians with min–max over rounds`,
+  `- Mode: ${mode === 'quick' ? 'quick (few operations)' : 'default'}, ${meta.rounds} rounds per backend (interleaved, each run in a fresh process); medians with min–max over rounds`,
   `- Note: ${meta.note}`,
   '',
 ];
@@ -364,6 +366,13 @@ if (opts.out !== '-') {
   const outBase = path.resolve(opts.out);
   mkdirSync(path.dirname(outBase), { recursive: true });
   writeFileSync(`${outBase}.json`, `${JSON.stringify(output, null, 2)}\n`);
+  const svg = renderSvg(output.workloads, {
+    subtitle: `${meta.date.slice(0, 10)} · node ${meta.node} · ${meta.cpu} ×${meta.cpuCount} · ${meta.rounds} rounds, each run in a fresh process${meta.mode === 'quick' ? ' · quick run (few ops)' : ''}`,
+  });
+  if (svg) {
+    writeFileSync(`${outBase}.svg`, svg);
+    md.splice(md.indexOf('') + 1, 0, `![throughput relative to level-cache](${path.basename(outBase)}.svg)`, '');
+  }
   writeFileSync(`${outBase}.md`, `${md.join('\n')}\n`);
-  process.stderr.write(`bench: wrote ${path.relative(process.cwd(), outBase)}.json and .md\n`);
+  process.stderr.write(`bench: wrote ${path.relative(process.cwd(), outBase)}.json, .md${svg ? ' and .svg' : ''}\n`);
 }

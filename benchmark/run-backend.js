@@ -109,7 +109,7 @@ try {
     result.otherBusyCores = Math.max(0, Math.round((machineBusy - result.measureCpuMs / elapsedMs) * 100) / 100);
   }
   phase('check');
-  run.check?.();
+  await run.check?.();
 
   result.ops = measured.ops;
   result.elapsedMs = elapsedMs;

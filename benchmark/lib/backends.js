@@ -9,6 +9,8 @@
 //   supports     for stateless backends: the Cache methods it implements (workloads using
 //                anything else skip it)
 //   hidden       not in the default set; run only when named with --backends
+//   writesOnly   differs from another backend only in write durability: runs only in
+//                workloads that write (see backendSupports)
 //   probe()      throws if the backend cannot be loaded here
 //   open(ctx)    -> Promise<Cache>; ctx = { path, options, dataset }
 
@@ -42,6 +44,18 @@ export const BACKENDS = {
       return openLmdbCache({ path, ...options });
     },
   },
+  'lmdb-cache-nosync': {
+    description: "this package with `durability: 'nosync'` (no fsync on commit)",
+    stateful: true,
+    writesOnly: true,
+    async probe() {
+      await import('../../index.js');
+    },
+    async open({ path, options }) {
+      const { openLmdbCache } = await import('../../index.js');
+      return openLmdbCache({ path, ...options, durability: 'nosync' });
+    },
+  },
   'level-cache': {
     description: "level-cache's semantics over `level` 10 (LevelDB)",
     stateful: true,
@@ -64,16 +78,40 @@ export const BACKENDS = {
       return openLmdbJsBackedCache({ path, ...options });
     },
   },
+  'lmdb-js-nosync': {
+    description: 'the same over lmdb-js with `noSync: true`',
+    stateful: true,
+    writesOnly: true,
+    async probe() {
+      await import('../backends/lmdbjs-cache.js');
+    },
+    async open({ path, options }) {
+      const { openLmdbJsBackedCache } = await import('../backends/lmdbjs-cache.js');
+      return openLmdbJsBackedCache({ path, ...options, noSync: true });
+    },
+  },
+  sqlite: {
+    description: "level-cache's semantics over better-sqlite3 (WAL, synchronous=NORMAL, WITHOUT ROWID table)",
+    stateful: true,
+    async probe() {
+      await import('../backends/sqlite-cache.js');
+    },
+    async open({ path, options }) {
+      const { openSqliteBackedCache } = await import('../backends/sqlite-cache.js');
+      return openSqliteBackedCache({ path, ...options });
+    },
+  },
   floor: {
-    description: 'lower bound: a no-op native call + JSON.parse of one value\'s bytes, per op',
+    description: 'lower bound per op: a no-op native call + JSON.parse of one value\'s bytes (get), the no-op alone (has of a missing key)',
     stateful: false,
     supports: ['get', 'has'],
     async probe() {
       loadNoop();
     },
-    async open() {
+    async open({ dataset }) {
       const noop = loadNoop();
-      const bytes = Buffer.from(JSON.stringify(smallValueOf(12_345)));
+      const valueFn = dataset?.valueFn ?? smallValueOf;
+      const bytes = Buffer.from(JSON.stringify(valueFn(12_345 % (dataset?.keyCount ?? 100_000))));
       const unsupported = (name) => async () => {
         throw new Error(`the floor backend does not implement ${name}()`);
       };
@@ -82,9 +120,11 @@ export const BACKENDS = {
           noop();
           return JSON.parse(bytes.toString());
         },
+        // The workloads call has() on missing keys only: nothing to decode, the native call
+        // is the whole floor.
         async has(_key) {
           noop();
-          return JSON.parse(bytes.toString()) !== undefined;
+          return false;
         },
         set: unsupported('set'),
         del: unsupported('del'),
@@ -116,8 +156,15 @@ export const DEFAULT_BACKENDS = Object.keys(BACKENDS).filter((name) => !BACKENDS
 /** Workloads compare against these when present. */
 export const BASELINES = ['level-cache', 'lmdb-js'];
 
+const WRITES = ['set', 'del', 'batch'];
+
+/**
+ * Whether backend `name` runs a workload calling `methods`. Backends that differ from another
+ * one only in write durability (`writesOnly`) run only where something is written.
+ */
 export function backendSupports(name, methods) {
   const b = BACKENDS[name];
+  if (b.writesOnly) return methods.some((m) => WRITES.includes(m));
   if (b.stateful) return true;
   return methods.every((m) => b.supports.includes(m));
 }

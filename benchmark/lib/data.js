@@ -105,3 +105,24 @@ export async function verify(cache, { backend, keyCount, valueFn = smallValueOf,
   }
   return toCheck.length + 3;
 }
+
+// A fixed pseudo-random text the large values are cut from (deterministic).
+const LARGE_TEXT = (() => {
+  const rng = createRng(0x1a43e);
+  const words = ['lorem', 'ipsum', 'dolor', 'sit', 'amet', 'cache', 'value', 'token', 'delta', 'omega', 'nodejs', 'lmdb'];
+  let s = '';
+  while (s.length < 12_000) s += `${words[rng() % words.length]} `;
+  return s;
+})();
+
+/** A ~10 KB JSON object (as `JSON.stringify` measures it), deterministic per index. */
+export function largeValueOf(i) {
+  const r = (i * 7919) % 2000;
+  const items = new Array(40);
+  for (let k = 0; k < 40; k++) items[k] = { k, n: (i + k) % 997, tag: TAGS[(i + k) % TAGS.length] };
+  return {
+    ...smallValueOf(i),
+    body: LARGE_TEXT.slice(r, r + 8700),
+    items,
+  };
+}
