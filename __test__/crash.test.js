@@ -17,6 +17,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { openLmdbCache } from '../index.js'
+import { prng } from './support/helpers.js'
 
 const SEED = Number(process.env.CRASH_SEED ?? 0xc0ffee)
 const WRITER = fileURLToPath(new URL('./fixtures/crash-writer.mjs', import.meta.url))
@@ -24,17 +25,6 @@ const READER = fileURLToPath(new URL('./fixtures/crash-reader.mjs', import.meta.
 const SCAN_NAMESPACE = 'p'.repeat(490) // as in fixtures/crash-reader.mjs
 const MAX_READERS = 16
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -21,21 +21,15 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { openLmdbCache } from '../index.js'
+import { prng as seededRandom } from './support/helpers.js'
 
 const SEP = '\u241F'
 const SEEDS = process.env.MODEL_SEED ? [Number(process.env.MODEL_SEED)] : [1, 2, 3, 4]
 const OPS = Number(process.env.MODEL_OPS ?? 3000)
 
-/** mulberry32 */
+/** The shared seeded generator, with the draws this test makes. */
 function prng(seed) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const next = seededRandom(seed)
   next.int = (n) => Math.floor(next() * n)
   next.pick = (items) => items[Math.floor(next() * items.length)]
   next.chance = (p) => next() < p

@@ -6,6 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { openLmdbCache } from '../index.js'
+import { prng } from './support/helpers.js'
 
 const utf8Compare = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))
 
@@ -15,15 +16,6 @@ async function collect(iterable) {
   return out
 }
 
-function prng(seed) {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = Math.imul(s ^ (s >>> 15), 1 | s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 async function withCache(fn) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-ranges-'))

@@ -109,3 +109,15 @@ export function shuffled(items, seed = 7) {
   }
   return out;
 }
+
+/** mulberry32: a small seeded PRNG, so randomized tests are reproducible from their seed. */
+export function prng(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
