@@ -6,9 +6,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { DEFAULT_AGENTS, messageKey, openMessageStore } from '../examples/socketio-chat/message-store.js'
+import { DEFAULT_AGENTS, messageKey, openMessageStore, uuidV7 } from '../examples/socketio-chat/message-store.js'
 
+// Message uuids are UUIDv7 (time-ordered); session and agent ids stay v4.
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/
 
 const uuids = (page) => page.messages.map((m) => m.message_uuid)
@@ -106,7 +108,7 @@ for (const kind of ['lmdb', 'sqlite']) {
         created_at: 'ignored',
         extra: 'not stored',
       })
-      assert.match(m.message_uuid, UUID)
+      assert.match(m.message_uuid, UUID_V7)
       assert.match(m.created_at, TIMESTAMP)
       assert.deepEqual(m, {
         message_uuid: m.message_uuid,
@@ -417,3 +419,14 @@ for (const kind of ['lmdb', 'sqlite']) {
     })
   })
 }
+
+test('uuidV7: unique, version 7, in creation order even within one millisecond, time in the first 48 bits', () => {
+  const before = Date.now()
+  const ids = Array.from({ length: 10_000 }, () => uuidV7())
+  const after = Date.now()
+  assert.equal(new Set(ids).size, ids.length)
+  for (const id of ids) assert.match(id, UUID_V7)
+  for (let i = 1; i < ids.length; i++) assert.ok(ids[i - 1] < ids[i], `${ids[i - 1]} < ${ids[i]}`)
+  const ms = parseInt(ids[0].slice(0, 8) + ids[0].slice(9, 13), 16)
+  assert.ok(ms >= before && ms <= after + 3, `${ms} within ${before}..${after}`)
+})
