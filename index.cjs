@@ -289,13 +289,17 @@ class HandleState {
     buf.writeUInt32LE(end - payloadStart, start + 17)
     flushLength = end
     flushTickets.push(ticket)
-    if (!flushScheduled) {
+    const writerIdle = pending.size === 0
+    if (writerIdle) hot.holdLoop()
+    this.inflight++
+    const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle: this, kind }))
+    if (writerIdle) {
+      flushWrites()
+    } else if (!flushScheduled) {
       flushScheduled = true
       queueMicrotask(flushWrites)
     }
-    if (pending.size === 0) hot.holdLoop()
-    this.inflight++
-    return new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle: this, kind }))
+    return settled
   }
 
   writeSettled() {
@@ -375,26 +379,12 @@ function readValue(view, key) {
 }
 
 /** Decodes one page into `[key, value]` pairs; records the cursor and whether it was the last. */
-function decodePage(page, prefixLength, scan) {
-  const count = page.readUInt32LE(1)
-  const entries = []
-  let off = 5
-  for (let i = 0; i < count; i++) {
-    const keyLen = page.readUInt32LE(off)
-    off += 4
-    const fullKey = utf8Slice(page, off, off + keyLen)
-    off += keyLen
-    const kind = page[off]
-    const valueLen = page.readUInt32LE(off + 1)
-    off += 5
-    // A stored undefined is absent for get/has, so entries() skips it too, as level-cache does.
-    if (kind === 0) entries.push([fullKey.slice(prefixLength), JSON.parse(utf8Slice(page, off, off + valueLen))])
-    off += valueLen
-  }
-  const cursorLen = page.readUInt32LE(off)
-  scan.after = cursorLen > 0 ? page.subarray(off + 4, off + 4 + cursorLen) : null
+function decodePage(page, scan) {
+  // [u8 done][u32 count][u32 JSON length][JSON: [[key,value],...]][cursor]
+  const jsonEnd = 9 + page.readUInt32LE(5)
+  scan.after = jsonEnd < page.length ? page.subarray(jsonEnd) : null
   scan.lastPage = page[0] === 1
-  return entries
+  return JSON.parse(utf8Slice(page, 9, jsonEnd))
 }
 
 function normaliseLimit(opts) {
@@ -505,7 +495,7 @@ class EntriesIterator {
       Math.min(scan.pageSize, scan.limit - scan.yielded),
       MAX_PAGE_BYTES,
     )
-    return decodePage(page, view.prefix.length, scan)
+    return decodePage(page, scan)
   }
 }
 

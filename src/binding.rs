@@ -757,8 +757,12 @@ pub fn enqueue_requests(env: Env, flush: &[u8]) {
 
 /// One page of `entries()`: live entries whose full key starts with `prefix` and lies within
 /// the optional full-key bounds, ascending (or descending when `reverse`), after the stored
-/// key `after`. Returns `[u8 done][u32 count][entries...][u32 cursor len][cursor]` (entry
-/// layout: `Store::scan_page`). Expired entries met are queued for lazy deletion.
+/// key `after`. Returns `[u8 done][u32 LE count][u32 LE JSON length][JSON][cursor]`: the JSON
+/// text is `[[key,value],...]` (see `Store::scan_page`), the cursor (the last stored key read,
+/// to continue after; empty when done) fills the rest. Expired entries met are queued for
+/// lazy deletion.
+const PAGE_HEADER_LEN: usize = 9;
+
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn entries_page(
@@ -783,7 +787,7 @@ pub fn entries_page(
     let page = with_thread(|t| {
         let h = t.handle(handle)?;
         let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
-        let mut out = vec![0u8; 5];
+        let mut out = vec![0u8; PAGE_HEADER_LEN];
         let mut expired = Vec::new();
         let (count, end) = h.shared.store.scan_page(
             &range,
@@ -795,14 +799,13 @@ pub fn entries_page(
             &mut out,
             &mut expired,
         )?;
+        let json_len = out.len() - PAGE_HEADER_LEN;
         out[0] = matches!(end, PageEnd::Done) as u8;
         out[1..5].copy_from_slice(&(count as u32).to_le_bytes());
-        let cursor = match &end {
-            PageEnd::After(k) => &k[..],
-            PageEnd::Done => &[][..],
-        };
-        out.extend_from_slice(&(cursor.len() as u32).to_le_bytes());
-        out.extend_from_slice(cursor);
+        out[5..9].copy_from_slice(&(json_len as u32).to_le_bytes());
+        if let PageEnd::After(cursor) = &end {
+            out.extend_from_slice(cursor);
+        }
         for e in expired {
             // Lazy expiry is best effort: a closed queue just means nobody needs it.
             let _ = h.shared.enqueue(WriteRequest {

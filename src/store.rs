@@ -184,10 +184,13 @@ impl Store {
     /// Appends to `out` the live entries of `range`, in stored-key order (descending when
     /// `reverse`), continuing after the stored key `after` (or from the start of the range),
     /// until `max_entries` or about `max_bytes` were written. Expired entries are skipped and
-    /// reported in `expired`.
+    /// reported in `expired`; entries holding `undefined` are skipped (they are absent for
+    /// get/has too).
     ///
-    /// Each entry is `[u32 LE key length][full key][u8 kind: 0 JSON, 1 undefined]
-    /// [u32 LE JSON length][JSON]`.
+    /// The page is one JSON text, `[[key,value],...]`: the key is the full key without
+    /// `range.prefix`, as a JSON string; the value is the stored JSON as it is. JS turns the
+    /// whole page into `[key, value]` pairs with a single `JSON.parse`, which costs less than
+    /// decoding each key and value with separate calls.
     #[allow(clippy::too_many_arguments)]
     pub fn scan_page(
         &self,
@@ -217,13 +220,15 @@ impl Store {
             (None, Some((k, inclusive))) => bound(k, *inclusive),
             (None, None) => Bound::Unbounded,
         };
-        self.read(|txn| {
+        let json_start = out.len();
+        out.push(b'[');
+        let result = self.read(|txn| {
             let mut page = PageWriter {
-                out,
-                expired,
+                out: &mut *out,
+                expired: &mut *expired,
                 count: 0,
                 max_entries,
-                max_bytes,
+                max_bytes: max_bytes.saturating_add(json_start),
                 now,
             };
             let heed_err = |e| self.heed_error(e);
@@ -244,7 +249,9 @@ impl Store {
                     range,
                 )
             }
-        })
+        });
+        out.push(b']');
+        result
     }
 
     /// Begins a write transaction (writer thread only), adopting a grown map if needed.
@@ -408,6 +415,14 @@ fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
+/// Appends `bytes` (a key: UTF-8 written from a JS string) as a JSON string literal. Bytes
+/// that are not UTF-8 become U+FFFD, as decoding them in JS would.
+fn write_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    // Writing into a Vec cannot fail, and a str always serialises.
+    let _ = serde_json::to_writer(&mut *out, text.as_ref());
+}
+
 /// Collects one page of a scan.
 struct PageWriter<'o> {
     out: &'o mut Vec<u8>,
@@ -451,17 +466,19 @@ impl PageWriter<'_> {
                 });
                 continue;
             }
-            self.out
-                .extend_from_slice(&(full_key.len() as u32).to_le_bytes());
-            self.out.extend_from_slice(full_key);
-            let (kind, json) = match record.json {
-                Some(json) => (0u8, json),
-                None => (1u8, &[][..]),
+            // A stored undefined is absent for get/has, so entries() skips it too, as
+            // level-cache does.
+            let Some(json) = record.json else {
+                continue;
             };
-            self.out.push(kind);
-            self.out
-                .extend_from_slice(&(json.len() as u32).to_le_bytes());
+            if self.count > 0 {
+                self.out.push(b',');
+            }
+            self.out.push(b'[');
+            write_json_string(self.out, &full_key[range.prefix.len()..]);
+            self.out.push(b',');
             self.out.extend_from_slice(json);
+            self.out.push(b']');
             self.count += 1;
             if self.count >= self.max_entries || self.out.len() >= self.max_bytes {
                 return Ok((self.count, PageEnd::After(stored.to_vec())));
@@ -709,6 +726,103 @@ mod tests {
     /// of a put (1,000 per transaction, no fsync) and of a lookup through `Store`, so the
     /// cost of the N-API layer is known by difference. Not a correctness test; run with
     /// `cargo test --release core_micro_benchmark -- --ignored --nocapture`.
+    /// Writes `(full key, expiry, json)` records straight into the entries database.
+    fn put_records(store: &Store, records: &[(&[u8], Option<u64>, Option<&[u8]>)]) {
+        let (_g, mut txn) = store.write_txn().unwrap();
+        for (full, expiry, json) in records {
+            let stored = StoredKey::encode(full);
+            let long = matches!(keys::classify(stored.as_bytes()), Some(StoredKind::Long));
+            let mut rec = Vec::new();
+            Record {
+                expiry: *expiry,
+                full_key: long.then_some(*full),
+                json: *json,
+            }
+            .encode_into(&mut rec);
+            store
+                .entries
+                .put(&mut txn, stored.as_bytes(), &rec)
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_scan_page_is_one_json_array_of_key_value_pairs_without_the_prefix() {
+        let dir = std::env::temp_dir().join(format!("lmdb-cache-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        let long_key = [b"p:".as_slice(), &[b'x'; 600]].concat();
+        put_records(
+            &store,
+            &[
+                (b"p:a", None, Some(b"1")),
+                (b"p:q\"uote\\back\nline\x01", None, Some(br#"{"s":"t"}"#)),
+                (b"p:expired", Some(5), Some(b"2")),
+                (b"p:undefined", None, None),
+                (&long_key, None, Some(b"3")),
+                ("p:\u{1F600}".as_bytes(), Some(50), Some(b"[4]")),
+                (b"q:outside", None, Some(b"5")),
+            ],
+        );
+        let range = KeyRange {
+            prefix: b"p:".to_vec(),
+            lower: None,
+            upper: None,
+        };
+        let page = |after: Option<&[u8]>, max_entries: usize| {
+            let (mut out, mut expired) = (Vec::new(), Vec::new());
+            let (count, end) = store
+                .scan_page(
+                    &range,
+                    false,
+                    after,
+                    10,
+                    max_entries,
+                    1 << 20,
+                    &mut out,
+                    &mut expired,
+                )
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            (count, end, json, expired.len())
+        };
+        let long_logical = "x".repeat(600);
+        let expected = serde_json::json!([
+            ["a", 1],
+            ["q\"uote\\back\nline\u{1}", { "s": "t" }],
+            [long_logical, 3],
+            ["\u{1F600}", [4]],
+        ]);
+        let (count, end, json, expired) = page(None, 100);
+        assert_eq!((count, json, expired), (4, expected.clone(), 1));
+        assert!(matches!(end, PageEnd::Done));
+
+        // Two entries per page: the cursor continues exactly after the last one.
+        let (count, end, first, _) = page(None, 2);
+        assert_eq!(
+            (count, first),
+            (2, serde_json::json!([expected[0], expected[1]]))
+        );
+        let PageEnd::After(cursor) = end else {
+            panic!("a full page must return a cursor")
+        };
+        let (count, end, rest, _) = page(Some(&cursor), 2);
+        assert_eq!(
+            (count, rest),
+            (2, serde_json::json!([expected[2], expected[3]]))
+        );
+        let PageEnd::After(cursor) = end else {
+            panic!("a full page must return a cursor")
+        };
+        let (count, end, last, _) = page(Some(&cursor), 2);
+        assert_eq!((count, last), (0, serde_json::json!([])));
+        assert!(matches!(end, PageEnd::Done));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     #[ignore]
     fn core_micro_benchmark() {
