@@ -89,7 +89,9 @@ const DEFAULT_MAX_MAP_SIZE = 256 * 1024 * 1024 * 1024
 const DEFAULT_MAX_READERS = 1022
 const FIRST_PAGE_ENTRIES = 64
 const MAX_PAGE_ENTRIES = 4096
-const MAX_PAGE_BYTES = 1024 * 1024
+// Small enough that a page usually fits the scratch buffer's 64 KiB value area (a page may
+// run over by one entry) and its JSON text stays out of V8's large-object space.
+const MAX_PAGE_BYTES = 32 * 1024
 
 // ---------------------------------------------------------------------------------------
 // Native state of this thread
@@ -127,6 +129,7 @@ const CTL_EXPIRY = L.CTL_EXPIRY
 const CTL_HAS_EXPIRY = L.CTL_HAS_EXPIRY
 const CTL_NOW = L.CTL_NOW
 const CTL_VALUE_LEN = L.CTL_VALUE_LEN
+const CTL_VALUE_ASCII = L.CTL_VALUE_ASCII
 const LOOKUP_MISSING = L.LOOKUP_MISSING
 const LOOKUP_FOUND = L.LOOKUP_FOUND
 const LOOKUP_FOUND_LARGE = L.LOOKUP_FOUND_LARGE
@@ -141,6 +144,11 @@ const utf8Slice =
   typeof scratch.utf8Slice === 'function'
     ? (buf, start, end) => buf.utf8Slice(start, end)
     : (buf, start, end) => buf.toString('utf8', start, end)
+// For bytes known to be ASCII, Latin-1 decoding gives the same string and is a plain copy.
+const latin1Slice =
+  typeof scratch.latin1Slice === 'function'
+    ? (buf, start, end) => buf.latin1Slice(start, end)
+    : (buf, start, end) => buf.toString('latin1', start, end)
 
 // ---------------------------------------------------------------------------------------
 // Errors: stable string codes
@@ -368,9 +376,13 @@ function lookup(view, key, wantValue) {
 /** The value a lookup with wantValue found, or undefined (missing, expired, stored undefined). */
 function foundValue(status) {
   if (status === LOOKUP_FOUND) {
-    return JSON.parse(utf8Slice(scratch, VALUE_OFFSET, VALUE_OFFSET + ctl[CTL_VALUE_LEN]))
+    const end = VALUE_OFFSET + ctl[CTL_VALUE_LEN]
+    return JSON.parse(ctl[CTL_VALUE_ASCII] === 1 ? latin1Slice(scratch, VALUE_OFFSET, end) : utf8Slice(scratch, VALUE_OFFSET, end))
   }
-  if (status === LOOKUP_FOUND_LARGE) return JSON.parse(utf8Slice(binding.takeLargeValue(), 0))
+  if (status === LOOKUP_FOUND_LARGE) {
+    const large = binding.takeLargeValue()
+    return JSON.parse(ctl[CTL_VALUE_ASCII] === 1 ? latin1Slice(large, 0, large.length) : utf8Slice(large, 0, large.length))
+  }
   return undefined
 }
 
@@ -378,13 +390,19 @@ function readValue(view, key) {
   return foundValue(lookup(view, key, true))
 }
 
-/** Decodes one page into `[key, value]` pairs; records the cursor and whether it was the last. */
-function decodePage(page, scan) {
-  // [u8 done][u32 count][u32 JSON length][JSON: [[key,value],...]][cursor]
-  const jsonEnd = 9 + page.readUInt32LE(5)
-  scan.after = jsonEnd < page.length ? page.subarray(jsonEnd) : null
-  scan.lastPage = page[0] === 1
-  return JSON.parse(utf8Slice(page, 9, jsonEnd))
+/**
+ * Decodes the page in buf[start, end) into `[key, value]` pairs; records the cursor and
+ * whether it was the last page.
+ */
+function decodePage(buf, start, end, scan) {
+  // [u8 flags: 1 done, 2 ASCII][u32 count][u32 JSON length][JSON: [[key,value],...]][cursor]
+  const flags = buf[start]
+  const jsonStart = start + 9
+  const jsonEnd = jsonStart + buf.readUInt32LE(start + 5)
+  // A copy: the page may sit in the scratch buffer, which the next native call reuses.
+  scan.after = jsonEnd < end ? Buffer.from(buf.subarray(jsonEnd, end)) : null
+  scan.lastPage = (flags & 1) === 1
+  return JSON.parse((flags & 2) === 2 ? latin1Slice(buf, jsonStart, jsonEnd) : utf8Slice(buf, jsonStart, jsonEnd))
 }
 
 function normaliseLimit(opts) {
@@ -495,7 +513,9 @@ class EntriesIterator {
       Math.min(scan.pageSize, scan.limit - scan.yielded),
       MAX_PAGE_BYTES,
     )
-    return decodePage(page, scan)
+    // null: the page was written into the scratch buffer's value area.
+    if (page === null || page === undefined) return decodePage(scratch, VALUE_OFFSET, VALUE_OFFSET + ctl[CTL_VALUE_LEN], scan)
+    return decodePage(page, 0, page.length, scan)
   }
 }
 

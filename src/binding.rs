@@ -39,6 +39,9 @@ const CTL_EXPIRY: usize = 3;
 const CTL_HAS_EXPIRY: usize = 4;
 const CTL_NOW: usize = 5;
 const CTL_VALUE_LEN: usize = 6;
+/// 1 when the value's bytes are all ASCII: JS then decodes them as Latin-1, a plain copy,
+/// instead of running the UTF-8 decoder (which matters for values of kilobytes).
+const CTL_VALUE_ASCII: usize = 7;
 const CTL_SLOTS: usize = 8;
 const KEY_OFFSET: usize = CTL_SLOTS * 8;
 const KEY_CAPACITY: usize = 8 * 1024;
@@ -94,6 +97,9 @@ struct ThreadState {
     scratch: *mut u8,
     scratch_ref: sys::napi_ref,
     large_value: Option<Vec<u8>>,
+    /// The buffer `entries_page` builds pages in, kept between calls: a fresh allocation per
+    /// page cost more (page faults on new memory) than scanning the page.
+    page_out: Vec<u8>,
     last_error: Option<CacheError>,
     port: Arc<CompletionPort>,
 }
@@ -159,8 +165,10 @@ impl ThreadState {
             };
             self.set_ctl(CTL_VALUE_LEN, json.len() as f64);
             if !want_value {
-                LOOKUP_FOUND
-            } else if json.len() <= VALUE_CAPACITY {
+                return LOOKUP_FOUND;
+            }
+            self.set_ctl(CTL_VALUE_ASCII, if json.is_ascii() { 1.0 } else { 0.0 });
+            if json.len() <= VALUE_CAPACITY {
                 // SAFETY: json.len() <= VALUE_CAPACITY, so the copy stays inside the scratch
                 // buffer; the source is LMDB's map, valid during this read transaction.
                 unsafe {
@@ -371,6 +379,7 @@ pub fn init<'env>(
             scratch: data.cast(),
             scratch_ref,
             large_value: None,
+            page_out: Vec::new(),
             last_error: None,
             port: Arc::new(CompletionPort {
                 tsfn: Mutex::new(Some(TsfnPtr(tsfn))),
@@ -397,6 +406,7 @@ pub fn init<'env>(
         ("CTL_HAS_EXPIRY", CTL_HAS_EXPIRY),
         ("CTL_NOW", CTL_NOW),
         ("CTL_VALUE_LEN", CTL_VALUE_LEN),
+        ("CTL_VALUE_ASCII", CTL_VALUE_ASCII),
         ("CTL_SLOTS", CTL_SLOTS),
         ("KEY_OFFSET", KEY_OFFSET),
         ("KEY_CAPACITY", KEY_CAPACITY),
@@ -757,7 +767,8 @@ pub fn enqueue_requests(env: Env, flush: &[u8]) {
 
 /// One page of `entries()`: live entries whose full key starts with `prefix` and lies within
 /// the optional full-key bounds, ascending (or descending when `reverse`), after the stored
-/// key `after`. Returns `[u8 done][u32 LE count][u32 LE JSON length][JSON][cursor]`: the JSON
+/// key `after`. Writes into the scratch buffer's value area and returns nothing, or returns a
+/// Buffer when the page is larger than that area: `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count][u32 LE JSON length][JSON][cursor]`: the JSON
 /// text is `[[key,value],...]` (see `Store::scan_page`), the cursor (the last stored key read,
 /// to continue after; empty when done) fills the rest. Expired entries met are queued for
 /// lazy deletion.
@@ -785,9 +796,11 @@ pub fn entries_page(
         upper: upper.map(|u| (u.to_vec(), upper_inclusive)),
     };
     let page = with_thread(|t| {
+        let mut out = std::mem::take(&mut t.page_out);
+        out.clear();
+        out.resize(PAGE_HEADER_LEN, 0);
         let h = t.handle(handle)?;
         let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
-        let mut out = vec![0u8; PAGE_HEADER_LEN];
         let mut expired = Vec::new();
         let (count, end) = h.shared.store.scan_page(
             &range,
@@ -800,7 +813,8 @@ pub fn entries_page(
             &mut expired,
         )?;
         let json_len = out.len() - PAGE_HEADER_LEN;
-        out[0] = matches!(end, PageEnd::Done) as u8;
+        let ascii = out[PAGE_HEADER_LEN..].is_ascii();
+        out[0] = matches!(end, PageEnd::Done) as u8 | (ascii as u8) << 1;
         out[1..5].copy_from_slice(&(count as u32).to_le_bytes());
         out[5..9].copy_from_slice(&(json_len as u32).to_le_bytes());
         if let PageEnd::After(cursor) = &end {
@@ -817,9 +831,20 @@ pub fn entries_page(
                 reply: None,
             });
         }
-        Ok(out)
+        if out.len() > VALUE_CAPACITY {
+            return Ok(Some(out));
+        }
+        // SAFETY: out.len() <= VALUE_CAPACITY, so the copy stays inside the live scratch
+        // buffer; JS reads it before it makes another native call.
+        unsafe { ptr::copy_nonoverlapping(out.as_ptr(), t.scratch.add(VALUE_OFFSET), out.len()) };
+        t.set_ctl(CTL_VALUE_LEN, out.len() as f64);
+        if out.capacity() <= 4 * VALUE_CAPACITY {
+            t.page_out = out;
+        }
+        Ok(None)
     });
-    or_throw(&env, page).map(Buffer::from)
+    // None: the page is in the scratch buffer (or an exception is pending).
+    or_throw(&env, page).flatten().map(Buffer::from)
 }
 
 #[napi(object)]

@@ -684,6 +684,30 @@ export function defineBehaviourSuite({ label, open, options = {}, improved = fal
           assert.equal(i, n);
         });
       });
+      test('yields values small and large, ASCII or not, exactly, with gets in between', async () => {
+        // Sizes around the native page limits (pages of ~32 KB built in a 64 KB area; larger
+        // ones travel separately), text that is ASCII or not, and a get() between entries,
+        // which reuses the buffer a page may have been read from.
+        const sizes = [10, 20_000, 40_000, 70_000, 200_000, 5, 33_000, 65_536, 1];
+        const text = (i, n) => (i % 2 === 0 ? 'a' : 'é😀').repeat(Math.ceil(n / (i % 2 === 0 ? 1 : 3))).slice(0, n);
+        const expected = sizes.map((n, i) => [`k${i}`, { i, body: text(i, n) }]);
+        await inCache({}, async (root) => {
+          const ns = root.withNamespace('sizes');
+          await ns.batch(expected.map(([key, value]) => ({ type: 'put', key, value })));
+          await root.set('other', { small: true });
+          const got = [];
+          for await (const entry of ns.entries()) {
+            got.push(entry);
+            assert.deepEqual(await root.get('other'), { small: true });
+          }
+          // Compared piecewise: a failing deepEqual would print megabytes.
+          assert.deepEqual(got.map(([key]) => key), expected.map(([key]) => key));
+          for (let i = 0; i < expected.length; i++) {
+            assert.equal(got[i][1].i, i);
+            assert.ok(got[i][1].body === expected[i][1].body, `value of k${i} (${sizes[i]} chars) differs`);
+          }
+        });
+      });
     });
 
     // ------------------------------------------------------------------ batch

@@ -250,16 +250,16 @@ function mixWorkload({ cache, stateful, dataset, ops, warmup, seed }) {
 const SCAN_KEYS = 10_000;
 
 /**
- * entries() of a whole 10k-key namespace `scan`, in a database that also holds the 100k
- * root keys and the neighbouring namespaces `scan/child` and `scan2` (1,000 keys each),
- * which must not show up. ops = entries yielded.
+ * entries() of a whole 10k-key namespace `scan` (values of the dataset's kind), in a database
+ * that also holds the dataset's root keys and the neighbouring namespaces `scan/child` and
+ * `scan2` (1,000 keys each), which must not show up. ops = entries yielded.
  */
-async function entriesWorkload({ cache, ops, warmup }) {
+async function entriesWorkload({ cache, dataset, ops, warmup }) {
   const scan = cache.withNamespace('scan');
   const fill = async (view, count, shift) => {
     for (let s = 0; s < count; s += 1000) {
       const b = [];
-      for (let i = s; i < Math.min(s + 1000, count); i++) b.push({ type: 'put', key: keyOf(i), value: smallValueOf(i + shift) });
+      for (let i = s; i < Math.min(s + 1000, count); i++) b.push({ type: 'put', key: keyOf(i), value: dataset.valueFn(i + shift) });
       await view.batch(b);
     }
   };
@@ -280,7 +280,7 @@ async function entriesWorkload({ cache, ops, warmup }) {
       for await (const [k, v] of scan.entries()) {
         const expectedKey = keyOf(n);
         if (k !== expectedKey) throw mismatch(`entries() entry ${n} key`, k, expectedKey);
-        if (n % 97 === 0) deepStrictEqual(v, smallValueOf(n), `entries() value of ${k}`);
+        if (n % 97 === 0) deepStrictEqual(v, dataset.valueFn(n), `entries() value of ${k}`);
         n++;
       }
       if (n !== SCAN_KEYS) throw mismatch('entries() count', n, SCAN_KEYS);
@@ -381,26 +381,29 @@ export const WORKLOADS = {
     seed: 0x9,
     prepare: hasMissingWorkload,
   },
-  'get-awaited-10k': {
-    title: '(a) get, awaited one by one — 10 KB values',
-    metric: 'ops/s',
-    uses: ['get'],
-    dataset: 'large',
-    ops: { full: 5_000, quick: 1_000 },
-    warmup: { full: 1_000, quick: 200 },
-    seed: 0x0a10,
-    prepare: readWorkload({ concurrency: 1 }),
-  },
-  'set-1000-10k': {
-    title: '(c2) 1,000 sets fired, then awaited — 10 KB values',
-    metric: 'ops/s',
-    uses: ['set', 'get'],
-    dataset: 'large',
-    ops: { full: 3_000, quick: 1_000 },
-    warmup: { full: 500, quick: 1_000 },
-    seed: 0xc210,
-    prepare: setWorkload({ inFlight: 1000 }),
-  },
 };
+
+// The same workloads over ~10 KB values (the `large` dataset), with operation counts scaled so
+// a round takes about as long as its small-value counterpart.
+const LARGE_VARIANTS = {
+  'get-awaited': { ops: { full: 5_000, quick: 1_000 }, warmup: { full: 1_000, quick: 200 } },
+  'get-64': { ops: { full: 5_000, quick: 1_000 }, warmup: { full: 1_000, quick: 200 } },
+  'set-awaited': { ops: { full: 300, quick: 50 }, warmup: { full: 50, quick: 10 } },
+  'set-1000': { ops: { full: 3_000, quick: 1_000 }, warmup: { full: 500, quick: 1_000 } },
+  'batch-100': { ops: { full: 2_000, quick: 500 }, warmup: { full: 500, quick: 100 } },
+  entries: { ops: { full: 20_000, quick: 10_000 }, warmup: { full: 10_000, quick: 10_000 } },
+  'mix-90-10': { ops: { full: 3_000, quick: 500 }, warmup: { full: 500, quick: 100 } },
+  'has-missing': { ops: { full: 20_000, quick: 2_000 }, warmup: { full: 5_000, quick: 500 } },
+};
+for (const [name, counts] of Object.entries(LARGE_VARIANTS)) {
+  const base = WORKLOADS[name];
+  WORKLOADS[`${name}-10k`] = {
+    ...base,
+    ...counts,
+    title: `${base.title} — 10 KB values`,
+    dataset: 'large',
+    seed: base.seed ^ 0x10_000,
+  };
+}
 
 export const DEFAULT_WORKLOADS = Object.keys(WORKLOADS);
