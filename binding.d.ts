@@ -31,8 +31,12 @@ export declare function enqueueRequests(flush: Uint8Array): void
 /**
  * One page of `entries()`: live entries whose full key starts with `prefix` and lies within
  * the optional full-key bounds, ascending (or descending when `reverse`), after the stored
- * key `after`. Returns `[u8 done][u32 count][entries...][u32 cursor len][cursor]` (entry
- * layout: `Store::scan_page`). Expired entries met are queued for lazy deletion.
+ * key `after`. The page is `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count]
+ * [u32 LE JSON length][JSON][cursor]`: the JSON text is `[[key,value],...]` (see
+ * `Store::scan_page`), the cursor (the last stored key read, to continue after; empty when
+ * done) fills the rest. It is written into the scratch buffer's value area (returns null,
+ * length in CTL_VALUE_LEN), or returned as a Buffer when larger than that area. Expired
+ * entries met are queued for lazy deletion.
  */
 export declare function entriesPage(handle: number, prefix: Uint8Array, lower: Uint8Array | undefined | null, lowerInclusive: boolean, upper: Uint8Array | undefined | null, upperInclusive: boolean, reverse: boolean, after: Uint8Array | undefined | null, now: number, maxEntries: number, maxBytes: number): Buffer | null
 

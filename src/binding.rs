@@ -765,15 +765,16 @@ pub fn enqueue_requests(env: Env, flush: &[u8]) {
     or_throw(&env, queued);
 }
 
-/// One page of `entries()`: live entries whose full key starts with `prefix` and lies within
-/// the optional full-key bounds, ascending (or descending when `reverse`), after the stored
-/// key `after`. Writes into the scratch buffer's value area and returns nothing, or returns a
-/// Buffer when the page is larger than that area: `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count][u32 LE JSON length][JSON][cursor]`: the JSON
-/// text is `[[key,value],...]` (see `Store::scan_page`), the cursor (the last stored key read,
-/// to continue after; empty when done) fills the rest. Expired entries met are queued for
-/// lazy deletion.
 const PAGE_HEADER_LEN: usize = 9;
 
+/// One page of `entries()`: live entries whose full key starts with `prefix` and lies within
+/// the optional full-key bounds, ascending (or descending when `reverse`), after the stored
+/// key `after`. The page is `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count]
+/// [u32 LE JSON length][JSON][cursor]`: the JSON text is `[[key,value],...]` (see
+/// `Store::scan_page`), the cursor (the last stored key read, to continue after; empty when
+/// done) fills the rest. It is written into the scratch buffer's value area (returns null,
+/// length in CTL_VALUE_LEN), or returned as a Buffer when larger than that area. Expired
+/// entries met are queued for lazy deletion.
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn entries_page(
