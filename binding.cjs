@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.close = nativeBinding.close
 module.exports.compactCopy = nativeBinding.compactCopy
+module.exports.countPage = nativeBinding.countPage
 module.exports.enqueueRequests = nativeBinding.enqueueRequests
 module.exports.entriesPage = nativeBinding.entriesPage
 module.exports.expireKey = nativeBinding.expireKey

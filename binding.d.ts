@@ -22,6 +22,14 @@ export declare function close(handle: number): void
 export declare function compactCopy(handle: number, dest: string): void
 
 /**
+ * One chunk of `count()`: live entries whose full key starts with `prefix` and lies within
+ * the optional full-key bounds, ascending, after the stored key `after`, at most
+ * `max_entries`. Returns `[u8 done][u32 LE count][cursor]` (the cursor, the last stored key
+ * counted, is empty when done). Expired entries met are queued for lazy deletion.
+ */
+export declare function countPage(handle: number, prefix: Uint8Array, lower: Uint8Array | undefined | null, lowerInclusive: boolean, upper: Uint8Array | undefined | null, upperInclusive: boolean, after: Uint8Array | undefined | null, now: number, maxEntries: number): Buffer | null
+
+/**
  * Queues the writes JS collected during one turn (layout: `writer::parse_flush`). Each
  * request's result arrives through `onWritesDone` with its ticket, failures included (a
  * handle closed meanwhile gets ERR_CACHE_CLOSED there).

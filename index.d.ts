@@ -62,6 +62,14 @@ export type EntriesOptions = Readonly<{
   reverse?: boolean
 }>
 
+/** Bounds for `count()`: logical keys within the view's namespace, as in `EntriesOptions`. */
+export type CountOptions = Readonly<{
+  gt?: string
+  gte?: string
+  lt?: string
+  lte?: string
+}>
+
 /**
  * A batch operation; `view` (a `withNamespace` view of the same open cache) writes it in that
  * view's namespace, so one atomic batch can span namespaces.
@@ -78,6 +86,8 @@ export type BatchOperation<T> = (
 export type LmdbCache<T = unknown> = Readonly<
   Omit<Cache<T>, 'entries' | 'batch' | 'withNamespace'> & {
     entries: (opts?: EntriesOptions) => AsyncGenerator<[string, T]>
+    /** The number of live entries of this view within the bounds, counted without reading values. */
+    count: (opts?: CountOptions) => Promise<number>
     batch: (ops: ReadonlyArray<BatchOperation<T>>) => Promise<void>
     withNamespace: (ns: string) => LmdbCache<T>
   }

@@ -66,6 +66,8 @@ test('range options select exactly the keys within the bounds, in both direction
       const got = (await collect(view.entries(opts))).map(([k]) => k)
       assert.deepEqual(got.map(group), expected.map(group), JSON.stringify(opts))
       assert.deepEqual(new Set(got), new Set(expected), JSON.stringify(opts))
+      const bounds = Object.fromEntries(['gt', 'gte', 'lt', 'lte'].filter((b) => opts[b] !== undefined).map((b) => [b, opts[b]]))
+      assert.equal(await view.count(bounds), sorted.filter((k) => inRange(k, bounds)).length, `count ${JSON.stringify(bounds)}`)
     }
   })
 })
@@ -125,3 +127,41 @@ test('range options are validated', async () => {
     await assert.rejects(collect(cache.entries({ gt: 'a', gte: 'b' })), { code: 'ERR_INVALID_OPTIONS' })
   })
 })
+
+test('count() counts live entries only, across native chunks, and is validated', async () => {
+  await withCache(async (root) => {
+    const big = root.withNamespace('big')
+    const n = 100_050 // more than one native chunk of 100,000
+    for (let s = 0; s < n; s += 10_000) {
+      const ops = []
+      for (let i = s; i < Math.min(s + 10_000, n); i++) ops.push({ type: 'put', key: `k${String(i).padStart(6, '0')}`, value: i })
+      await big.batch(ops)
+    }
+    await root.withNamespace('bigger').set('k000001', 1) // a neighbouring namespace
+    assert.equal(await big.count(), n)
+    assert.equal(await big.count({ gte: 'k000010', lt: 'k000020' }), 10)
+    assert.equal(await big.count({ gt: 'k100049' }), 0)
+
+    const small = root.withNamespace('small')
+    await small.batch([
+      { type: 'put', key: 'a', value: 1 },
+      { type: 'put', key: 'b', value: 2, ttlMs: 1 },
+      { type: 'put', key: 'c', value: undefined },
+      { type: 'put', key: 'd', value: null },
+    ])
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // b has expired and c holds undefined: neither is an entry for get/has/entries either.
+    assert.equal(await small.count(), (await collect(small.entries())).length)
+    assert.equal(await small.count(), 2)
+
+    await assert.rejects(small.count({ gt: 'a', gte: 'a' }), { name: 'TypeError', code: 'ERR_INVALID_OPTIONS' })
+    await assert.rejects(small.count({ lt: 5 }), { name: 'TypeError', code: 'ERR_INVALID_OPTIONS' })
+    await assert.rejects(small.count('a'), { name: 'TypeError', code: 'ERR_INVALID_OPTIONS' })
+  })
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-ranges-'))
+  const cache = await openLmdbCache({ path: dir })
+  await cache.close()
+  await assert.rejects(cache.count(), { code: 'ERR_CACHE_CLOSED' })
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+

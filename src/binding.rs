@@ -821,17 +821,7 @@ pub fn entries_page(
         if let PageEnd::After(cursor) = &end {
             out.extend_from_slice(cursor);
         }
-        for e in expired {
-            // Lazy expiry is best effort: a closed queue just means nobody needs it.
-            let _ = h.shared.enqueue(WriteRequest {
-                kind: WriteKind::DeleteIfExpired {
-                    full_key: e.full_key,
-                    now: now_ms,
-                },
-                durability: h.durability,
-                reply: None,
-            });
-        }
+        queue_expired(h, expired, now_ms);
         if out.len() > VALUE_CAPACITY {
             return Ok(Some(out));
         }
@@ -846,6 +836,67 @@ pub fn entries_page(
     });
     // None: the page is in the scratch buffer (or an exception is pending).
     or_throw(&env, page).flatten().map(Buffer::from)
+}
+
+/// One chunk of `count()`: live entries whose full key starts with `prefix` and lies within
+/// the optional full-key bounds, ascending, after the stored key `after`, at most
+/// `max_entries`. Returns `[u8 done][u32 LE count][cursor]` (the cursor, the last stored key
+/// counted, is empty when done). Expired entries met are queued for lazy deletion.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn count_page(
+    env: Env,
+    handle: u32,
+    prefix: &[u8],
+    lower: Option<&[u8]>,
+    lower_inclusive: bool,
+    upper: Option<&[u8]>,
+    upper_inclusive: bool,
+    after: Option<&[u8]>,
+    now: f64,
+    max_entries: u32,
+) -> Option<Buffer> {
+    let range = KeyRange {
+        prefix: prefix.to_vec(),
+        lower: lower.map(|l| (l.to_vec(), lower_inclusive)),
+        upper: upper.map(|u| (u.to_vec(), upper_inclusive)),
+    };
+    let page = with_thread(|t| {
+        let h = t.handle(handle)?;
+        let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
+        let mut expired = Vec::new();
+        let (count, end) = h.shared.store.count_page(
+            &range,
+            after,
+            now_ms,
+            max_entries.max(1) as usize,
+            &mut expired,
+        )?;
+        let mut out = Vec::with_capacity(5 + 64);
+        out.push(matches!(end, PageEnd::Done) as u8);
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+        if let PageEnd::After(cursor) = &end {
+            out.extend_from_slice(cursor);
+        }
+        queue_expired(h, expired, now_ms);
+        Ok(out)
+    });
+    or_throw(&env, page).map(Buffer::from)
+}
+
+/// Queues lazy deletes of the expired entries a scan met; best effort: a closed queue just
+/// means nobody needs them.
+fn queue_expired(h: &Handle, expired: Vec<crate::store::ExpiredEntry>, now_ms: u64) {
+    for e in expired {
+        let _ = h.shared.enqueue(WriteRequest {
+            kind: WriteKind::DeleteIfExpired {
+                full_key: e.full_key,
+                now: now_ms,
+            },
+            durability: h.durability,
+            reply: None,
+        });
+    }
 }
 
 #[napi(object)]

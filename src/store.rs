@@ -203,6 +203,56 @@ impl Store {
         out: &mut Vec<u8>,
         expired: &mut Vec<ExpiredEntry>,
     ) -> CacheResult<(usize, PageEnd)> {
+        let json_start = out.len();
+        out.push(b'[');
+        let result = self.scan(
+            range,
+            reverse,
+            after,
+            PageWriter {
+                out: Some(&mut *out),
+                expired,
+                count: 0,
+                max_entries,
+                max_bytes: max_bytes.saturating_add(json_start),
+                now,
+            },
+        );
+        out.push(b']');
+        result
+    }
+
+    /// Counts the live entries of `range` (ascending), after the stored key `after`, up to
+    /// `max_entries`; expired ones are skipped and reported in `expired`, as in `scan_page`.
+    /// Nothing is copied out of the map: it costs a B-tree walk and a record header per entry.
+    pub fn count_page(
+        &self,
+        range: &KeyRange,
+        after: Option<&[u8]>,
+        now: u64,
+        max_entries: usize,
+        expired: &mut Vec<ExpiredEntry>,
+    ) -> CacheResult<(usize, PageEnd)> {
+        let page = PageWriter {
+            out: None,
+            expired,
+            count: 0,
+            max_entries,
+            max_bytes: usize::MAX,
+            now,
+        };
+        self.scan(range, false, after, page)
+    }
+
+    /// Walks `range` from `after` (or its start) with `page`, which decides what to keep and
+    /// where to stop.
+    fn scan(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        after: Option<&[u8]>,
+        mut page: PageWriter<'_>,
+    ) -> CacheResult<(usize, PageEnd)> {
         let start = if reverse {
             range.reverse_start()
         } else {
@@ -220,17 +270,7 @@ impl Store {
             (None, Some((k, inclusive))) => bound(k, *inclusive),
             (None, None) => Bound::Unbounded,
         };
-        let json_start = out.len();
-        out.push(b'[');
-        let result = self.read(|txn| {
-            let mut page = PageWriter {
-                out: &mut *out,
-                expired: &mut *expired,
-                count: 0,
-                max_entries,
-                max_bytes: max_bytes.saturating_add(json_start),
-                now,
-            };
+        self.read(|txn| {
             let heed_err = |e| self.heed_error(e);
             if reverse {
                 let bounds = (Bound::Unbounded, as_slice_bound(&from));
@@ -249,9 +289,7 @@ impl Store {
                     range,
                 )
             }
-        });
-        out.push(b']');
-        result
+        })
     }
 
     /// Begins a write transaction (writer thread only), adopting a grown map if needed.
@@ -425,7 +463,8 @@ fn write_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Collects one page of a scan.
 struct PageWriter<'o> {
-    out: &'o mut Vec<u8>,
+    /// Where the JSON of the entries goes; `None` when only counting.
+    out: Option<&'o mut Vec<u8>>,
     expired: &'o mut Vec<ExpiredEntry>,
     count: usize,
     max_entries: usize,
@@ -471,16 +510,20 @@ impl PageWriter<'_> {
             let Some(json) = record.json else {
                 continue;
             };
-            if self.count > 0 {
-                self.out.push(b',');
+            let mut written = 0;
+            if let Some(out) = self.out.as_deref_mut() {
+                if self.count > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_json_string(out, &full_key[range.prefix.len()..]);
+                out.push(b',');
+                out.extend_from_slice(json);
+                out.push(b']');
+                written = out.len();
             }
-            self.out.push(b'[');
-            write_json_string(self.out, &full_key[range.prefix.len()..]);
-            self.out.push(b',');
-            self.out.extend_from_slice(json);
-            self.out.push(b']');
             self.count += 1;
-            if self.count >= self.max_entries || self.out.len() >= self.max_bytes {
+            if self.count >= self.max_entries || written >= self.max_bytes {
                 return Ok((self.count, PageEnd::After(stored.to_vec())));
             }
         }
