@@ -791,7 +791,7 @@ mod tests {
     }
 
     #[test]
-    fn a_scan_page_is_one_json_array_of_key_value_pairs_without_the_prefix() {
+    fn a_scan_page_is_one_json_array_of_key_value_pairs_without_the_prefix_and_count_agrees() {
         let dir = std::env::temp_dir().join(format!("lmdb-cache-scan-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -862,6 +862,25 @@ mod tests {
         let (count, end, last, _) = page(Some(&cursor), 2);
         assert_eq!((count, last), (0, serde_json::json!([])));
         assert!(matches!(end, PageEnd::Done));
+
+        // Counting walks the same entries and writes nothing.
+        let mut expired = Vec::new();
+        let (count, end) = store
+            .count_page(&range, None, 10, 100, &mut expired)
+            .unwrap();
+        assert_eq!((count, expired.len()), (4, 1));
+        assert!(matches!(end, PageEnd::Done));
+        let (count, end) = store
+            .count_page(&range, None, 10, 3, &mut Vec::new())
+            .unwrap();
+        assert_eq!(count, 3);
+        let PageEnd::After(cursor) = end else {
+            panic!("a full count chunk must return a cursor")
+        };
+        let (count, _) = store
+            .count_page(&range, Some(&cursor), 10, 3, &mut Vec::new())
+            .unwrap();
+        assert_eq!(count, 1);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
