@@ -90,11 +90,24 @@ impl Store {
             .map_size(round_map_size(opts.initial_map_size.min(opts.max_map_size)) as usize)
             .max_readers(opts.max_readers)
             .max_dbs(8);
+        let lock_file = path.join("lock.mdb");
+        let lock_existed = lock_file.exists();
         let env = open_env_retrying(&builder, path)?;
         // A process killed while reading leaves its reader slot behind; free those first.
         env.clear_stale_readers()
             .map_err(|e| CacheError::from_heed(e, path))?;
-        let (entries, expiries, meta) = open_databases(&env, path)?;
+        let (entries, expiries, meta) = match open_databases(&env, path) {
+            Ok(dbs) => dbs,
+            Err(e) => {
+                // Refusing a directory leaves it as it was: the lock file LMDB just created
+                // for it goes too (one that existed before may be in use by its owner).
+                env.prepare_for_closing().wait();
+                if !lock_existed {
+                    let _ = std::fs::remove_file(&lock_file);
+                }
+                return Err(e);
+            }
+        };
         Ok(Store {
             env,
             entries,
@@ -755,12 +768,22 @@ mod tests {
         ];
         let dir = std::env::temp_dir().join(format!("lmdb-cache-foreign-{}", std::process::id()));
         for (name, fill, code) in cases {
-            foreign_env(&dir, fill);
-            let before = std::fs::read(dir.join("data.mdb")).unwrap();
-            let err = Store::open(&dir, &StoreOptions::default()).err();
-            assert_eq!(err.as_ref().map(CacheError::code), Some(code), "{name}");
-            let after = std::fs::read(dir.join("data.mdb")).unwrap();
-            assert!(before == after, "{name}: data.mdb was modified");
+            for with_lock_file in [true, false] {
+                foreign_env(&dir, fill);
+                if !with_lock_file {
+                    std::fs::remove_file(dir.join("lock.mdb")).unwrap();
+                }
+                let before = std::fs::read(dir.join("data.mdb")).unwrap();
+                let err = Store::open(&dir, &StoreOptions::default()).err();
+                assert_eq!(err.as_ref().map(CacheError::code), Some(code), "{name}");
+                let after = std::fs::read(dir.join("data.mdb")).unwrap();
+                assert!(before == after, "{name}: data.mdb was modified");
+                assert_eq!(
+                    dir.join("lock.mdb").exists(),
+                    with_lock_file,
+                    "{name}: lock.mdb left as it was"
+                );
+            }
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
