@@ -779,6 +779,8 @@ function putEntries(cache, entries) {
   }
 }
 
+const MAX_INITIAL_MAP_SIZE = 2 ** 46
+
 function optionalNumber(opts, name, fallback) {
   const value = opts[name]
   if (value === undefined) return fallback
@@ -805,6 +807,11 @@ async function openLmdbCache(opts) {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `options.durability must be "durable", "strict" or "nosync", got ${describe(durability)}`)
   }
   const mapSize = optionalNumber(opts, 'mapSize', DEFAULT_MAP_SIZE)
+  // The map is reserved in the address space at open; no 64-bit platform Node runs on gives a
+  // process more than 128 TiB of it, so a larger initial map is a mistake, not a resource error.
+  if (mapSize > MAX_INITIAL_MAP_SIZE) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `mapSize must be at most 64 TiB (the map is reserved in the address space at open), got ${describe(mapSize)}`)
+  }
   const maxMapSize = optionalNumber(opts, 'maxMapSize', Math.max(DEFAULT_MAX_MAP_SIZE, mapSize))
   const maxReaders = optionalNumber(opts, 'maxReaders', DEFAULT_MAX_READERS)
   // A count for a u32 native parameter: N-API would silently wrap 2 ** 32 to 0 slots.

@@ -41,7 +41,7 @@ export type Durability = 'durable' | 'strict' | 'nosync'
 export type LmdbCacheOptions = CacheOptions &
   Readonly<{
     durability?: Durability
-    /** Initial map size in bytes (default 64 MiB); the map grows by itself. */
+    /** Initial map size in bytes (default 64 MiB, at most 64 TiB); the map grows by itself. */
     mapSize?: number
     /** Largest map size in bytes (default 256 GiB); puts past it fail with ERR_CACHE_FULL. */
     maxMapSize?: number

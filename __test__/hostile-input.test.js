@@ -597,10 +597,11 @@ test('maxMapSize: Infinity means no limit: the map grows past its initial size',
   )
 })
 
-test('a mapSize beyond the address space fails to open with a coded error and the path stays usable', async () => {
+test('a mapSize beyond the address space is refused as an invalid option and the path stays usable', async () => {
   await withTemp(async (dir) => {
     await assert.rejects(openLmdbCache({ path: dir, mapSize: 2 ** 50 }), (error) => {
-      assert.equal(error.code, 'ERR_IO', error.message)
+      assert.equal(error.name, 'TypeError')
+      assert.equal(error.code, 'ERR_INVALID_OPTIONS', error.message)
       return true
     })
     const cache = await openLmdbCache({ path: dir })
