@@ -765,6 +765,21 @@ pub fn enqueue_requests(env: Env, flush: &[u8]) {
     or_throw(&env, queued);
 }
 
+/// The range of a scan, from the bounds as JS passes them.
+fn key_range(
+    prefix: &[u8],
+    lower: Option<&[u8]>,
+    lower_inclusive: bool,
+    upper: Option<&[u8]>,
+    upper_inclusive: bool,
+) -> KeyRange {
+    KeyRange {
+        prefix: prefix.to_vec(),
+        lower: lower.map(|l| (l.to_vec(), lower_inclusive)),
+        upper: upper.map(|u| (u.to_vec(), upper_inclusive)),
+    }
+}
+
 const PAGE_HEADER_LEN: usize = 9;
 
 /// One page of `entries()`: live entries whose full key starts with `prefix` and lies within
@@ -791,11 +806,7 @@ pub fn entries_page(
     max_entries: u32,
     max_bytes: u32,
 ) -> Option<Buffer> {
-    let range = KeyRange {
-        prefix: prefix.to_vec(),
-        lower: lower.map(|l| (l.to_vec(), lower_inclusive)),
-        upper: upper.map(|u| (u.to_vec(), upper_inclusive)),
-    };
+    let range = key_range(prefix, lower, lower_inclusive, upper, upper_inclusive);
     let page = with_thread(|t| {
         let mut out = std::mem::take(&mut t.page_out);
         out.clear();
@@ -856,11 +867,7 @@ pub fn count_page(
     now: f64,
     max_entries: u32,
 ) -> Option<Buffer> {
-    let range = KeyRange {
-        prefix: prefix.to_vec(),
-        lower: lower.map(|l| (l.to_vec(), lower_inclusive)),
-        upper: upper.map(|u| (u.to_vec(), upper_inclusive)),
-    };
+    let range = key_range(prefix, lower, lower_inclusive, upper, upper_inclusive);
     let page = with_thread(|t| {
         let h = t.handle(handle)?;
         let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
