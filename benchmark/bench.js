@@ -341,7 +341,7 @@ const md = [
   `- Node: ${meta.node} (V8 ${meta.v8}), ${meta.platform}`,
   `- CPU: ${meta.cpu} ×${meta.cpuCount}, ${meta.totalMemMb.toLocaleString('en-US')} MB RAM`,
   `- Machine load before the run: ${meta.busyCpusAtStart ?? '?'} CPUs busy (load average ${meta.loadAvgAtStart.join(', ')})`,
-  `- Mode: ${mode === 'quick' ? 'quick (few operations)' : 'default'}, ${meta.rounds} rounds per backend (interleaved, each run in a fresh process); medians with min–max over rounds`,
+  `- Mode: ${mode === 'quick' ? 'quick (few operations)' : 'default'}, ${meta.rounds} rounds per backend (interleaved, each run in a fresh process); medians with min–max over rounds; ratios are medians of per-round ratios`,
   `- Note: ${meta.note}`,
   '',
 ];

@@ -26,6 +26,21 @@ export function fmtMb(kb) {
 }
 
 /**
+ * The ratio of `samples` to `baseline`: the median of the per-round ratios when both ran every
+ * round (each round runs all backends back to back, so a slow spell of a shared machine hits
+ * neighbours alike and cancels out of their ratio), else the ratio of the medians.
+ */
+export function pairedRatio(samples, baseline) {
+  const ok = (xs) => xs.every((s) => s.round !== undefined);
+  if (samples.length === baseline.length && samples.length > 0 && ok(samples) && ok(baseline)) {
+    const byRound = new Map(baseline.map((s) => [s.round, s.value]));
+    const ratios = samples.filter((s) => byRound.has(s.round)).map((s) => s.value / byRound.get(s.round));
+    if (ratios.length === samples.length) return median(ratios);
+  }
+  return median(samples.map((s) => s.value)) / median(baseline.map((s) => s.value));
+}
+
+/**
  * Rows for one workload: [{ backend, summary, ratios: { [baseline]: x }, rss }].
  * `results` = { [backend]: [sample, ...] } with sample = run-backend's JSON line.
  */
@@ -37,7 +52,7 @@ export function workloadRows(results, baselines) {
   return Object.entries(results).map(([backend, samples]) => {
     const summary = summaries[backend];
     const ratios = {};
-    for (const b of baselines) ratios[b] = summaries[b] ? summary.median / summaries[b].median : undefined;
+    for (const b of baselines) ratios[b] = summaries[b] ? pairedRatio(samples, results[b]) : undefined;
     const rss = samples.map((s) => s.maxRssKb).filter((x) => x !== undefined);
     const populate = samples.map((s) => s.populateMs).filter((x) => x !== undefined);
     return {
@@ -108,7 +123,7 @@ export function renderSvg(workloads, { baseline = 'level-cache', title, subtitle
         title: w.title,
         bars: w.rows.map((r) => ({
           backend: r.backend,
-          ratio: r.summary.median / base,
+          ratio: r.ratios?.[baseline] ?? r.summary.median / base,
           lo: r.summary.min / base,
           hi: r.summary.max / base,
         })),

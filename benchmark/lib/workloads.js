@@ -306,8 +306,8 @@ export const WORKLOADS = {
     metric: 'ops/s',
     uses: ['get'],
     dataset: 'small',
-    ops: { full: 25_000, quick: 2_000 },
-    warmup: { full: 5_000, quick: 500 },
+    ops: { full: 150_000, quick: 2_000 },
+    warmup: { full: 20_000, quick: 500 },
     seed: 0x0a11ce,
     prepare: readWorkload({ concurrency: 1 }),
   },
@@ -316,8 +316,8 @@ export const WORKLOADS = {
     metric: 'ops/s',
     uses: ['get'],
     dataset: 'small',
-    ops: { full: 30_000, quick: 2_000 },
-    warmup: { full: 5_000, quick: 500 },
+    ops: { full: 150_000, quick: 2_000 },
+    warmup: { full: 20_000, quick: 500 },
     seed: 0x0b0b,
     prepare: readWorkload({ concurrency: 64 }),
   },
@@ -376,8 +376,8 @@ export const WORKLOADS = {
     metric: 'ops/s',
     uses: ['has'],
     dataset: 'small',
-    ops: { full: 20_000, quick: 2_000 },
-    warmup: { full: 5_000, quick: 500 },
+    ops: { full: 200_000, quick: 2_000 },
+    warmup: { full: 20_000, quick: 500 },
     seed: 0x9,
     prepare: hasMissingWorkload,
   },
@@ -386,14 +386,14 @@ export const WORKLOADS = {
 // The same workloads over ~10 KB values (the `large` dataset), with operation counts scaled so
 // a round takes about as long as its small-value counterpart.
 const LARGE_VARIANTS = {
-  'get-awaited': { ops: { full: 5_000, quick: 1_000 }, warmup: { full: 1_000, quick: 200 } },
-  'get-64': { ops: { full: 5_000, quick: 1_000 }, warmup: { full: 1_000, quick: 200 } },
+  'get-awaited': { ops: { full: 20_000, quick: 1_000 }, warmup: { full: 2_000, quick: 200 } },
+  'get-64': { ops: { full: 20_000, quick: 1_000 }, warmup: { full: 2_000, quick: 200 } },
   'set-awaited': { ops: { full: 300, quick: 50 }, warmup: { full: 50, quick: 10 } },
   'set-1000': { ops: { full: 3_000, quick: 1_000 }, warmup: { full: 500, quick: 1_000 } },
   'batch-100': { ops: { full: 2_000, quick: 500 }, warmup: { full: 500, quick: 100 } },
   entries: { ops: { full: 20_000, quick: 10_000 }, warmup: { full: 10_000, quick: 10_000 } },
   'mix-90-10': { ops: { full: 3_000, quick: 500 }, warmup: { full: 500, quick: 100 } },
-  'has-missing': { ops: { full: 20_000, quick: 2_000 }, warmup: { full: 5_000, quick: 500 } },
+  'has-missing': { ops: { full: 200_000, quick: 2_000 }, warmup: { full: 20_000, quick: 500 } },
 };
 for (const [name, counts] of Object.entries(LARGE_VARIANTS)) {
   const base = WORKLOADS[name];
