@@ -330,12 +330,26 @@ class HandleState {
 // ---------------------------------------------------------------------------------------
 // Reads
 
+const SHORT_KEY = 64
+
 /** Writes the view's full key into the scratch buffer; -1 when it may not fit. */
 function writeScratchKey(view, key) {
   const prefix = view.prefixBytes
   if (key.length * 3 > KEY_CAPACITY - prefix.length) return -1
   if (prefix.length > 0) scratch.set(prefix, KEY_OFFSET)
-  return prefix.length + utf8Write(scratch, key, KEY_OFFSET + prefix.length)
+  const start = KEY_OFFSET + prefix.length
+  // Short ASCII keys (the common case) are copied by a JS loop: a call into the UTF-8
+  // encoder costs more than the copy. Anything else goes through the encoder.
+  if (key.length <= SHORT_KEY) {
+    let i = 0
+    for (; i < key.length; i++) {
+      const c = key.charCodeAt(i)
+      if (c > 0x7f) break
+      scratch[start + i] = c
+    }
+    if (i === key.length) return prefix.length + i
+  }
+  return prefix.length + utf8Write(scratch, key, start)
 }
 
 function fullKeyBytes(view, key) {

@@ -244,6 +244,28 @@ export function defineBehaviourSuite({ label, open, options = {}, improved = fal
         });
       });
 
+      test('keys of every length around 64 chars, ASCII or not, are told apart and read back', async () => {
+        // ASCII keys up to 64 chars take a JS copy into the native buffer, others the UTF-8
+        // encoder: keys that differ only in one char must never meet.
+        const unique = new Set();
+        for (const len of [0, 1, 63, 64, 65, 200]) {
+          const base = 'k'.repeat(len);
+          for (const tail of ['', '\x7f', '\x80', 'é', '😀']) unique.add(base + tail);
+          if (len > 1) unique.add('é' + base.slice(1));
+        }
+        const keys = [...unique];
+        await inCache({}, async (root) => {
+          for (const cache of [root, root.withNamespace('ns')]) {
+            await cache.batch(keys.map((key, i) => ({ type: 'put', key, value: i })));
+            for (let i = 0; i < keys.length; i++) {
+              assert.equal(await cache.get(keys[i]), i, `get(${JSON.stringify(keys[i])})`);
+              assert.equal(await cache.has(keys[i]), true);
+            }
+            assert.equal(await cache.get('k'.repeat(64) + 'x'), undefined);
+          }
+        });
+      });
+
       test('del of a missing key succeeds', async () => {
         await inCache({}, async (cache) => {
           await cache.del('missing');
