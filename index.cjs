@@ -150,6 +150,9 @@ const latin1Slice =
     ? (buf, start, end) => buf.latin1Slice(start, end)
     : (buf, start, end) => buf.toString('latin1', start, end)
 
+/** buf[start, end) as a string; `ascii` when native code found the bytes all ASCII. */
+const textOf = (buf, start, end, ascii) => (ascii ? latin1Slice(buf, start, end) : utf8Slice(buf, start, end))
+
 // ---------------------------------------------------------------------------------------
 // Errors: stable string codes
 
@@ -391,11 +394,11 @@ function lookup(view, key, wantValue) {
 function foundValue(status) {
   if (status === LOOKUP_FOUND) {
     const end = VALUE_OFFSET + ctl[CTL_VALUE_LEN]
-    return JSON.parse(ctl[CTL_VALUE_ASCII] === 1 ? latin1Slice(scratch, VALUE_OFFSET, end) : utf8Slice(scratch, VALUE_OFFSET, end))
+    return JSON.parse(textOf(scratch, VALUE_OFFSET, end, ctl[CTL_VALUE_ASCII] === 1))
   }
   if (status === LOOKUP_FOUND_LARGE) {
     const large = binding.takeLargeValue()
-    return JSON.parse(ctl[CTL_VALUE_ASCII] === 1 ? latin1Slice(large, 0, large.length) : utf8Slice(large, 0, large.length))
+    return JSON.parse(textOf(large, 0, large.length, ctl[CTL_VALUE_ASCII] === 1))
   }
   return undefined
 }
@@ -416,7 +419,7 @@ function decodePage(buf, start, end, scan) {
   // A copy: the page may sit in the scratch buffer, which the next native call reuses.
   scan.after = jsonEnd < end ? Buffer.from(buf.subarray(jsonEnd, end)) : null
   scan.lastPage = (flags & 1) === 1
-  return JSON.parse((flags & 2) === 2 ? latin1Slice(buf, jsonStart, jsonEnd) : utf8Slice(buf, jsonStart, jsonEnd))
+  return JSON.parse(textOf(buf, jsonStart, jsonEnd, (flags & 2) === 2))
 }
 
 function normaliseLimit(opts) {
@@ -429,7 +432,7 @@ function normaliseLimit(opts) {
 }
 
 /** The full-key bound of a range option, as [bytes, inclusive], or null. */
-function rangeBound(view, opts, exclusiveName, inclusiveName, method = 'entries()') {
+function rangeBound(view, opts, exclusiveName, inclusiveName, method) {
   const exclusive = opts[exclusiveName]
   const inclusive = opts[inclusiveName]
   if (exclusive !== undefined && inclusive !== undefined) {
@@ -441,6 +444,18 @@ function rangeBound(view, opts, exclusiveName, inclusiveName, method = 'entries(
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `${method} ${exclusive !== undefined ? exclusiveName : inclusiveName} must be a string key, got ${describe(key)}`)
   }
   return [fullKeyBytes(view, key), exclusive === undefined]
+}
+
+/** gt/gte and lt/lte as the native scans take them: full-key bytes (or null) and inclusivity. */
+function keyBounds(view, opts, method) {
+  const lower = rangeBound(view, opts, 'gt', 'gte', method)
+  const upper = rangeBound(view, opts, 'lt', 'lte', method)
+  return {
+    lower: lower === null ? null : lower[0],
+    lowerInclusive: lower !== null && lower[1],
+    upper: upper === null ? null : upper[0],
+    upperInclusive: upper !== null && upper[1],
+  }
 }
 
 /**
@@ -502,8 +517,7 @@ class EntriesIterator {
     const options = this.opts === undefined || this.opts === null ? {} : this.opts
     return {
       limit: normaliseLimit(options),
-      lower: rangeBound(this.view, options, 'gt', 'gte'),
-      upper: rangeBound(this.view, options, 'lt', 'lte'),
+      bounds: keyBounds(this.view, options, 'entries()'),
       reverse: options.reverse === true,
       after: null,
       lastPage: false,
@@ -517,10 +531,10 @@ class EntriesIterator {
     const page = binding.entriesPage(
       view.handle.id,
       view.prefixBytes,
-      scan.lower === null ? null : scan.lower[0],
-      scan.lower !== null && scan.lower[1],
-      scan.upper === null ? null : scan.upper[0],
-      scan.upper !== null && scan.upper[1],
+      scan.bounds.lower,
+      scan.bounds.lowerInclusive,
+      scan.bounds.upper,
+      scan.bounds.upperInclusive,
       scan.reverse,
       scan.after,
       Date.now(),
@@ -686,8 +700,7 @@ async function countEntries(view, opts) {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `count() options must be an object, got ${describe(opts)}`)
   }
   const options = opts ?? {}
-  const lower = rangeBound(view, options, 'gt', 'gte', 'count()')
-  const upper = rangeBound(view, options, 'lt', 'lte', 'count()')
+  const bounds = keyBounds(view, options, 'count()')
   let total = 0
   let after = null
   for (;;) {
@@ -695,10 +708,10 @@ async function countEntries(view, opts) {
     const chunk = binding.countPage(
       handle.id,
       view.prefixBytes,
-      lower === null ? null : lower[0],
-      lower !== null && lower[1],
-      upper === null ? null : upper[0],
-      upper !== null && upper[1],
+      bounds.lower,
+      bounds.lowerInclusive,
+      bounds.upper,
+      bounds.upperInclusive,
       after,
       Date.now(),
       COUNT_CHUNK,
