@@ -259,16 +259,15 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 let uuidMs = 0
 let uuidSeq = 0
 export function uuidV7() {
-  let ms = Date.now()
-  if (ms > uuidMs) {
-    uuidMs = ms
+  const now = Date.now()
+  if (now > uuidMs) {
+    uuidMs = now
     uuidSeq = 0
   } else if (++uuidSeq > 0xfff) {
     // 4,096 uuids in one millisecond: borrow the next millisecond to stay ordered.
     uuidMs += 1
     uuidSeq = 0
   }
-  ms = uuidMs
   if (randomPoolUsed === randomPool.length) {
     randomFillSync(randomPool)
     randomPoolUsed = 0
@@ -276,8 +275,8 @@ export function uuidV7() {
   const b = uuidBytes
   b.set(randomPool.subarray(randomPoolUsed, randomPoolUsed + 8), 8)
   randomPoolUsed += 8
-  const hi = Math.floor(ms / 0x1000000) // top 24 of 48 bits
-  const lo = ms % 0x1000000
+  const hi = Math.floor(uuidMs / 0x1000000) // top 24 of 48 bits
+  const lo = uuidMs % 0x1000000
   b[0] = hi >>> 16
   b[1] = (hi >>> 8) & 0xff
   b[2] = hi & 0xff
