@@ -8,6 +8,7 @@
 // Writes are encoded into one binary request and queued to the store's writer thread, which
 // commits everything queued meanwhile in one transaction; the promise settles after commit.
 
+const fs = require('node:fs')
 const path = require('node:path')
 
 // ---------------------------------------------------------------------------------------
@@ -845,8 +846,35 @@ async function openLmdbCache(opts) {
   if (!Number.isInteger(maxReaders) || maxReaders > 0xffffffff) {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `maxReaders must be a whole number below 2 ** 32, got ${describe(maxReaders)}`)
   }
-  const id = binding.open(path.resolve(opts.path), mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability])
+  const dir = path.resolve(opts.path)
+  const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability])
+  warnIfLevelDbDirectory(dir)
   return makeView(new HandleState(id, opts.defaultTtlMs), namespace)
+}
+
+// A level-cache directory (LevelDB: a CURRENT file naming a MANIFEST) opened as it is gives a
+// cache without its entries: LMDB cannot read LevelDB's files. The open still succeeds, since
+// refusing would stop a service that only switched the import from starting; instead the
+// process is told once per directory what was left behind and how to bring it over.
+const LEVELDB_WARNING_CODE = 'LMDB_CACHE_LEVELDB_DATA_IGNORED'
+const warnedLevelDirectories = new Set()
+
+function warnIfLevelDbDirectory(dir) {
+  if (warnedLevelDirectories.has(dir)) return
+  let current
+  try {
+    current = fs.readFileSync(path.join(dir, 'CURRENT'), 'latin1')
+  } catch {
+    return
+  }
+  if (!current.startsWith('MANIFEST-')) return
+  warnedLevelDirectories.add(dir)
+  process.emitWarning(
+    `${dir} holds a level-cache (LevelDB) database, which lmdb-cache does not read: this cache starts without ` +
+      `those entries. To keep them, copy them once into a new directory: npx lmdb-cache migrate --from ${dir} ` +
+      '--to <new directory> (README: "Upgrading from level-cache").',
+    { type: 'LmdbCacheWarning', code: LEVELDB_WARNING_CODE },
+  )
 }
 
 /** Copies a level-cache (LevelDB) directory into an lmdb-cache directory: see lib/migrate.cjs. */
