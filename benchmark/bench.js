@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { BACKENDS, BASELINES, DEFAULT_BACKENDS, backendSupports } from './lib/backends.js';
 import { busyCores, readCpuTicks, waitForIdle } from './lib/cpu.js';
 import { renderMarkdown, renderSvg, renderText, tableColumns, workloadRows } from './lib/report.js';
-import { DATASETS, DEFAULT_WORKLOADS, WORKLOADS } from './lib/workloads.js';
+import { DATASETS, DEFAULT_LARGE_KEY_COUNT, DEFAULT_WORKLOADS, WORKLOADS, setLargeKeyCount } from './lib/workloads.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const runner = path.join(here, 'run-backend.js');
@@ -33,6 +33,8 @@ const USAGE = `usage: node benchmark/bench.js [options]
   --workloads a,b    workloads to run (default: ${DEFAULT_WORKLOADS.join(',')})
   --out PREFIX       write PREFIX.json and PREFIX.md (default benchmark/results/latest, or .../quick
                      with --quick); --out - writes nothing
+  --large-keys N     keys in the ~10 KB dataset of the *-10k workloads (default ${DEFAULT_LARGE_KEY_COUNT.toLocaleString('en-US')};
+                     the issue's full size is 100000: 1 GB per populate, ~10x longer runs)
   --tmp-dir DIR      where the temporary databases go (default: the OS temp directory)
   --wait-idle S      before each run, wait up to S seconds for other processes to leave the
                      CPUs idle (default 5, with --quick 0; 0 = don't wait)
@@ -59,6 +61,7 @@ function parseCli() {
         workloads: { type: 'string' },
         out: { type: 'string' },
         'tmp-dir': { type: 'string' },
+        'large-keys': { type: 'string' },
         'wait-idle': { type: 'string' },
         retries: { type: 'string' },
         'wait-budget': { type: 'string' },
@@ -85,8 +88,14 @@ function parseCli() {
   if (!Number.isInteger(retries) || retries < 0) die(`--retries must be an integer >= 0, got ${values.retries}`);
   const waitBudgetS = Number(values['wait-budget'] ?? (values.full ? 60 : 30));
   if (!(waitBudgetS >= 0)) die(`--wait-budget must be a number of seconds >= 0, got ${values['wait-budget']}`);
+  const largeKeys = values['large-keys'] === undefined ? DEFAULT_LARGE_KEY_COUNT : Number(values['large-keys']);
+  try {
+    setLargeKeyCount(largeKeys);
+  } catch (err) {
+    die(`--large-keys: ${err.message}`);
+  }
   const out = values.out ?? path.join(here, 'results', values.quick ? 'quick' : 'latest');
-  return { rounds, quick: values.quick, backends, workloads, out, waitIdleS, waitBudgetS, retries, tmpDir: values['tmp-dir'] ?? os.tmpdir() };
+  return { largeKeys, rounds, quick: values.quick, backends, workloads, out, waitIdleS, waitBudgetS, retries, tmpDir: values['tmp-dir'] ?? os.tmpdir() };
 }
 
 // ---- child processes ---------------------------------------------------------------------
@@ -265,6 +274,7 @@ try {
         const dir = path.join(tmpRoot, `${workloadName}-${backend}-r${round + 1}`);
         const args = ['--backend', backend, '--workload', workloadName, '--round', String(round + 1), '--dir', dir];
         if (opts.quick) args.push('--quick');
+        if (w.dataset === 'large') args.push('--large-keys', String(opts.largeKeys));
         // A run that other processes disturbed (measured, not guessed from its result) is
         // repeated once the machine is idle again, within the retry and waiting budgets.
         for (let attempt = 0; ; attempt++) {
@@ -274,7 +284,7 @@ try {
           }
           let run;
           try {
-            run = await runChild(args, { timeoutMs: (opts.quick ? 2 : 5) * 60_000 });
+            run = await runChild(args, { timeoutMs: (opts.quick ? 2 : opts.largeKeys > DEFAULT_LARGE_KEY_COUNT ? 15 : 5) * 60_000 });
           } catch (err) {
             throw new Error(`[${workloadName}] round ${round + 1}, backend ${backend}: ${err.message}`);
           }

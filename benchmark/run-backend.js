@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { BACKENDS } from './lib/backends.js';
 import { busyCores, readCpuTicks } from './lib/cpu.js';
 import { populate, verify } from './lib/data.js';
-import { DATASETS, WORKLOADS } from './lib/workloads.js';
+import { DATASETS, WORKLOADS, setLargeKeyCount } from './lib/workloads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -23,6 +23,7 @@ const { values: args } = parseArgs({
     round: { type: 'string', default: '0' },
     quick: { type: 'boolean', default: false },
     probe: { type: 'boolean', default: false },
+    'large-keys': { type: 'string' },
   },
 });
 
@@ -48,6 +49,13 @@ const workload = WORKLOADS[args.workload];
 if (!workload) fail(`unknown workload ${JSON.stringify(args.workload)}; known: ${Object.keys(WORKLOADS).join(', ')}`);
 if (backend.stateful && !args.dir) fail('--dir is required');
 
+if (args['large-keys'] !== undefined) {
+  try {
+    setLargeKeyCount(Number(args['large-keys']));
+  } catch (err) {
+    fail(err.message);
+  }
+}
 const mode = args.quick ? 'quick' : 'full';
 const dataset = DATASETS[workload.dataset];
 const ops = workload.ops[mode];
