@@ -19,7 +19,9 @@
 //   2. end to end: the server (server.js, a child process) and `clients` socket.io clients in
 //      this process, each sending `messages` messages one after another (the next once the
 //      previous is acked; after each ack the client also fetches the message by uuid), while
-//      `readers` more clients fetch a 50-message history page every `reader-interval` ms.
+//      `readers` more clients, in a process of their own (so that their round trips are not
+//      held up by the senders' event loop: real readers are other machines), fetch a
+//      50-message history page every `reader-interval` ms.
 // After every run, each session's history is read back and checked against the acks.
 // Throughputs and latencies are the median over the rounds. Exit code 1 if any message was
 // lost or any check failed.
@@ -50,8 +52,10 @@ const { values: args } = parseArgs({
     'time-limit': { type: 'string', default: '150' },
     out: { type: 'string', default: path.join(HERE, 'results.md') },
     'no-write': { type: 'boolean', default: false },
-    // internal: the store-level phase, run in a child process
+    // internal: the store-level and the readers' phases, run in child processes
     phase: { type: 'string' },
+    url: { type: 'string' },
+    'session-ids': { type: 'string' },
     kind: { type: 'string' },
     dir: { type: 'string' },
   },
@@ -267,38 +271,21 @@ async function e2ePhase(kind, dir, deadline) {
   const { child, port } = await startServerProcess(kind, dir, deadline)
   const url = `http://127.0.0.1:${port}`
   const sockets = []
+  /** @type {{ stop(): Promise<{ roundTrips: number[], failures: number }>, kill(): void } | undefined} */
+  let readers
   try {
     const setup = await connect(url)
     sockets.push(setup)
     const sessions = []
     for (let i = 0; i < SESSIONS; i++) sessions.push((await call(setup, 'session:create', { title: `load ${i}` })).id)
     const writers = await Promise.all(Array.from({ length: CLIENTS }, () => connect(url)))
-    const readers = await Promise.all(Array.from({ length: READERS }, () => connect(url)))
-    sockets.push(...writers, ...readers)
+    sockets.push(...writers)
+    readers = await startReaders(url, sessions, deadline)
 
     /** @type {Map<string, Map<string, any[]>>} */
     const acked = new Map(sessions.map((s) => [s, new Map()]))
     let sendFailures = 0
     let getFailures = 0
-    let writing = true
-    const roundTrips = []
-    let readerFailures = 0
-    const readerLoops = readers.map(async (socket, r) => {
-      let n = 0
-      while (writing) {
-        const sessionId = sessions[(r + n++) % sessions.length]
-        const t = performance.now()
-        try {
-          const page = await call(socket, 'history:fetch', { session_id: sessionId, limit: PAGE, direction: 'desc' })
-          roundTrips.push(performance.now() - t)
-          if (page.messages.length > PAGE) readerFailures++
-        } catch {
-          readerFailures++
-        }
-        if (READER_INTERVAL > 0) await new Promise((resolve) => setTimeout(resolve, READER_INTERVAL))
-      }
-    })
-
     const started = performance.now()
     const gets = []
     await Promise.all(
@@ -332,8 +319,7 @@ async function e2ePhase(kind, dir, deadline) {
     const sendElapsedMs = performance.now() - started
     await Promise.all(gets)
     const elapsedMs = performance.now() - started
-    writing = false
-    await Promise.all(readerLoops)
+    const { roundTrips, failures: readerFailures } = await readers.stop()
     // The server's store-call timings so far: the readers' pages, not the verification below.
     /** @type {Record<string, number[]>} */
     const durations = await new Promise((resolve) => {
@@ -358,7 +344,7 @@ async function e2ePhase(kind, dir, deadline) {
     const idleTrips = []
     for (let i = 0; i < 200; i++) {
       const t = performance.now()
-      await call(readers[i % readers.length] ?? setup, 'history:fetch', { session_id: sessions[i % sessions.length], limit: PAGE, direction: 'desc' })
+      await call(setup, 'history:fetch', { session_id: sessions[i % sessions.length], limit: PAGE, direction: 'desc' })
       idleTrips.push(performance.now() - t)
     }
     const created = TOTAL - sendFailures
@@ -379,12 +365,89 @@ async function e2ePhase(kind, dir, deadline) {
     }
   } finally {
     for (const socket of sockets) socket.close()
+    readers?.kill()
     const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve))
     if (child.connected) child.send({ type: 'close' })
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
     await exited
     clearTimeout(timer)
   }
+}
+
+/**
+ * The history readers' phase (a child process): READERS clients each fetch a PAGE-message
+ * page every READER_INTERVAL ms until told to stop, then report their round trips.
+ */
+async function readersPhase() {
+  const sessions = String(args['session-ids']).split(',')
+  const sockets = await Promise.all(Array.from({ length: READERS }, () => connect(String(args.url))))
+  let reading = true
+  const stopped = new Promise((resolve) => {
+    process.on('message', (/** @type {any} */ msg) => {
+      if (msg?.type !== 'stop') return
+      reading = false
+      resolve(undefined)
+    })
+  })
+  /** @type {number[]} */
+  const roundTrips = []
+  let failures = 0
+  process.send?.({ type: 'ready' })
+  await Promise.all(
+    sockets.map(async (socket, r) => {
+      let n = 0
+      while (reading) {
+        const sessionId = sessions[(r + n++) % sessions.length]
+        const t = performance.now()
+        try {
+          const page = await call(socket, 'history:fetch', { session_id: sessionId, limit: PAGE, direction: 'desc' })
+          roundTrips.push(performance.now() - t)
+          if (page.messages.length > PAGE) failures++
+        } catch {
+          failures++
+        }
+        if (READER_INTERVAL > 0) await new Promise((resolve) => setTimeout(resolve, READER_INTERVAL))
+      }
+    }),
+  )
+  await stopped
+  for (const socket of sockets) socket.close()
+  process.send?.({ type: 'done', roundTrips, failures }, () => process.disconnect())
+}
+
+/** Starts the readers' process; resolves once its clients are connected and reading. */
+function startReaders(url, sessions, deadline) {
+  const child = fork(SELF, [...process.argv.slice(2), '--phase', 'readers', '--url', url, '--session-ids', sessions.join(',')], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  const messageOfType = (type) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the readers' process sent no "${type}"`)), Math.min(30_000, deadline.left))
+      const onMessage = (/** @type {any} */ msg) => {
+        if (msg?.type !== type) return
+        clearTimeout(timer)
+        child.off('message', onMessage)
+        resolve(msg)
+      }
+      child.on('message', onMessage)
+      exited.then(() => {
+        clearTimeout(timer)
+        reject(new Error(`the readers' process exited before "${type}"`))
+      })
+    })
+  return messageOfType('ready').then(() => ({
+    async stop() {
+      const done = messageOfType('done')
+      child.send({ type: 'stop' })
+      const { roundTrips, failures } = /** @type {any} */ (await done)
+      await exited
+      return { roundTrips, failures }
+    },
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    },
+  }))
 }
 
 function summarize(samples, f) {
@@ -532,7 +595,8 @@ function report(rounds, echo, startedAt, wallMs) {
     `- End to end: the server (server.js) in one process, ${CLIENTS} socket.io clients in another (loopback, websocket transport), ${SESSIONS} sessions ` +
       `(${Math.round(CLIENTS / SESSIONS)} clients each). Each client sends ${MESSAGES} messages (${fmtInt(TOTAL)} in all), the next once the previous is acked ` +
       `with the stored message; right after each ack it fetches that message by uuid (\`message:get\`) and compares. Throughput = acks per second over the sending.`,
-    `- Meanwhile ${READERS} more clients each fetch a ${PAGE}-message history page (newest first) every ${READER_INTERVAL} ms: the server times the store call ` +
+    `- Meanwhile ${READERS} more clients, in a process of their own (real readers are other machines; in the senders' process their round trips would wait behind the senders' work), ` +
+      `each fetch a ${PAGE}-message history page (newest first) every ${READER_INTERVAL} ms: the server times the store call ` +
       `(from the call to its result, in the event loop, so other requests' work interleaved with it counts), the client the round trip. ` +
       `After the load, 200 more pages are fetched one at a time ("after the load").`,
     `- Store level: direct calls in one process, ${CONCURRENCY.join(' or ')} concurrent callers creating ${fmtInt(TOTAL)} messages, each awaiting createMessage then ` +
@@ -585,6 +649,7 @@ async function main() {
     return
   }
   if (args.phase === 'echo') return echoServer()
+  if (args.phase === 'readers') return readersPhase()
   const { default: Database } = await import('better-sqlite3')
   const db = new Database(':memory:')
   SQLITE_VERSION = db.prepare('select sqlite_version()').pluck().get()
