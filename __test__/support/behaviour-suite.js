@@ -865,6 +865,37 @@ export function defineBehaviourSuite({ label, open, options = {}, improved = fal
 
     // ================================================================== improved
     describe('improvements over the original (@promethean/lmdb-cache only)', () => {
+      test('writes fired in one turn apply in call order, also a burst of megabytes handed over in parts', async () => {
+        await inCache({}, async (cache) => {
+          // 1,200 writes of ~8 KB (~9 MB) without awaiting: sets, dels and batches on 40 keys,
+          // each key written many times; the last write of each key must win.
+          const model = new Map();
+          const pending = [];
+          const filler = 'x'.repeat(8000);
+          for (let i = 0; i < 1200; i++) {
+            const key = `burst${i % 40}`;
+            if (i % 7 === 3) {
+              pending.push(cache.del(key));
+              model.delete(key);
+            } else if (i % 11 === 5) {
+              const other = `burst${(i + 1) % 40}`;
+              pending.push(cache.batch([{ type: 'put', key, value: { i, filler } }, { type: 'del', key: other }]));
+              model.set(key, { i, filler });
+              model.delete(other);
+            } else {
+              pending.push(cache.set(key, { i, filler }));
+              model.set(key, { i, filler });
+            }
+          }
+          await Promise.all(pending);
+          for (let k = 0; k < 40; k++) {
+            const key = `burst${k}`;
+            assert.deepEqual(await cache.get(key), model.get(key), key);
+          }
+          assert.equal((await collect(cache.entries())).length, model.size);
+        });
+      });
+
       test('the empty key works for set/get/has/del/entries, in the root and in a namespace', async () => {
         await inCache({}, async (root) => {
           const ns = root.withNamespace('n');
