@@ -46,11 +46,17 @@ function startProcess(proc) {
     else events.set(message.event, message)
   })
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  // 'exit' may be emitted before the last messages are read from the IPC channel (the child
+  // sends its result and ends at once); 'disconnect' comes after them. So a child counts as
+  // gone without sending an event only once both have happened.
+  const disconnected = new Promise((resolve) => child.once('disconnect', resolve))
+  const gone = Promise.all([exited, disconnected]).then(([info]) => info)
   const next = (event, ms) =>
     withTimeout(
       Promise.race([
         events.has(event) ? Promise.resolve(events.get(event)) : new Promise((resolve) => waiters.set(event, resolve)),
-        exited.then((info) => {
+        gone.then((info) => {
+          if (events.has(event)) return events.get(event)
           throw new Error(`process ${proc} exited (${JSON.stringify(info)}) before sending '${event}'`)
         }),
       ]),
