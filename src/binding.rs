@@ -24,7 +24,7 @@ use crate::error::{CacheError, CacheResult};
 use crate::keys::KeyRange;
 use crate::record::expiry_from_js;
 use crate::registry::{self, SharedStore};
-use crate::store::{PageEnd, StoreOptions};
+use crate::store::{ExpiredEntry, PageEnd, Store, StoreOptions};
 use crate::writer::{
     parse_flush, Completion, CompletionSink, Durability, Reply, WriteKind, WriteRequest,
     REQUEST_SWEEP,
@@ -811,19 +811,18 @@ pub fn entries_page(
         let mut out = std::mem::take(&mut t.page_out);
         out.clear();
         out.resize(PAGE_HEADER_LEN, 0);
-        let h = t.handle(handle)?;
-        let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
-        let mut expired = Vec::new();
-        let (count, end) = h.shared.store.scan_page(
-            &range,
-            reverse,
-            after,
-            now_ms,
-            max_entries.max(1) as usize,
-            max_bytes.max(1) as usize,
-            &mut out,
-            &mut expired,
-        )?;
+        let (count, end) = scan_store(t, handle, now, |store, now_ms, expired| {
+            store.scan_page(
+                &range,
+                reverse,
+                after,
+                now_ms,
+                max_entries.max(1) as usize,
+                max_bytes.max(1) as usize,
+                &mut out,
+                expired,
+            )
+        })?;
         let json_len = out.len() - PAGE_HEADER_LEN;
         let ascii = out[PAGE_HEADER_LEN..].is_ascii();
         out[0] = matches!(end, PageEnd::Done) as u8 | (ascii as u8) << 1;
@@ -832,7 +831,6 @@ pub fn entries_page(
         if let PageEnd::After(cursor) = &end {
             out.extend_from_slice(cursor);
         }
-        queue_expired(h, expired, now_ms);
         if out.len() > VALUE_CAPACITY {
             return Ok(Some(out));
         }
@@ -869,31 +867,32 @@ pub fn count_page(
 ) -> Option<Buffer> {
     let range = key_range(prefix, lower, lower_inclusive, upper, upper_inclusive);
     let page = with_thread(|t| {
-        let h = t.handle(handle)?;
-        let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
-        let mut expired = Vec::new();
-        let (count, end) = h.shared.store.count_page(
-            &range,
-            after,
-            now_ms,
-            max_entries.max(1) as usize,
-            &mut expired,
-        )?;
+        let (count, end) = scan_store(t, handle, now, |store, now_ms, expired| {
+            store.count_page(&range, after, now_ms, max_entries.max(1) as usize, expired)
+        })?;
         let mut out = Vec::with_capacity(5 + 64);
         out.push(matches!(end, PageEnd::Done) as u8);
         out.extend_from_slice(&(count as u32).to_le_bytes());
         if let PageEnd::After(cursor) = &end {
             out.extend_from_slice(cursor);
         }
-        queue_expired(h, expired, now_ms);
         Ok(out)
     });
     or_throw(&env, page).map(Buffer::from)
 }
 
-/// Queues lazy deletes of the expired entries a scan met; best effort: a closed queue just
-/// means nobody needs them.
-fn queue_expired(h: &Handle, expired: Vec<crate::store::ExpiredEntry>, now_ms: u64) {
+/// Runs `scan` over the store of `handle` at `now` (JS epoch ms), then queues lazy deletes of
+/// the expired entries it met; best effort: a closed queue just means nobody needs them.
+fn scan_store<R>(
+    t: &ThreadState,
+    handle: u32,
+    now: f64,
+    scan: impl FnOnce(&Store, u64, &mut Vec<ExpiredEntry>) -> CacheResult<R>,
+) -> CacheResult<R> {
+    let h = t.handle(handle)?;
+    let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
+    let mut expired = Vec::new();
+    let result = scan(&h.shared.store, now_ms, &mut expired)?;
     for e in expired {
         let _ = h.shared.enqueue(WriteRequest {
             kind: WriteKind::DeleteIfExpired {
@@ -904,6 +903,7 @@ fn queue_expired(h: &Handle, expired: Vec<crate::store::ExpiredEntry>, now_ms: u
             reply: None,
         });
     }
+    Ok(result)
 }
 
 #[napi(object)]
