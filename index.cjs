@@ -483,11 +483,12 @@ class EntriesIterator {
   next() {
     try {
       if (this.finished) return Promise.resolve({ value: undefined, done: true })
+      // Checked on every call, not only per page: entries already read are not served after close().
+      if (this.view.handle.closed) throw closedError()
       if (this.scan === null) this.scan = this.start()
       const scan = this.scan
       while (this.index >= this.page.length) {
         if (scan.lastPage || scan.yielded >= scan.limit) return this.return()
-        if (this.view.handle.closed) throw closedError()
         this.page = this.readPage(scan)
         this.index = 0
         scan.pageSize = Math.min(scan.pageSize * 4, MAX_PAGE_ENTRIES)
@@ -556,6 +557,21 @@ class EntriesIterator {
 // ---------------------------------------------------------------------------------------
 // The Cache object
 
+/** Validates and encodes one operation of batch(); throws a coded error for a bad one. */
+function encodeBatchOp(op, handle, now) {
+  if (op === null || typeof op !== 'object') {
+    throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operations must be objects, got ${describe(op)}`)
+  }
+  checkKey(op.key)
+  const prefix = op.view === undefined ? undefined : viewOfBatchOp(op.view, handle).prefixBytes
+  if (op.type === 'put') {
+    const ttlMs = op.ttlMs ?? handle.defaultTtlMs
+    return { kind: OP_PUT, key: op.key, json: encodeValue(op.value), expiry: expiryFor(ttlMs, now), prefix }
+  }
+  if (op.type === 'del') return { kind: OP_DEL, key: op.key, json: undefined, expiry: undefined, prefix }
+  throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operation type must be "put" or "del", got ${describe(op.type)}`)
+}
+
 function makeView(handle, namespace) {
   const prefix = namespace === '' ? '' : namespace + NAMESPACE_SEPARATOR
   const view = { handle, namespace, prefix, prefixBytes: Buffer.from(prefix, 'utf8') }
@@ -614,19 +630,9 @@ function makeView(handle, namespace) {
         if (handle.closed) throw closedError()
         // Encode every value before anything is queued: one bad value writes nothing.
         const now = Date.now()
-        const encoded = ops.map((op) => {
-          if (op === null || typeof op !== 'object') {
-            throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operations must be objects, got ${describe(op)}`)
-          }
-          checkKey(op.key)
-          const prefix = op.view === undefined ? undefined : viewOfBatchOp(op.view, handle).prefixBytes
-          if (op.type === 'put') {
-            const ttlMs = op.ttlMs ?? handle.defaultTtlMs
-            return { kind: OP_PUT, key: op.key, json: encodeValue(op.value), expiry: expiryFor(ttlMs, now), prefix }
-          }
-          if (op.type === 'del') return { kind: OP_DEL, key: op.key, json: undefined, expiry: undefined, prefix }
-          throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operation type must be "put" or "del", got ${describe(op.type)}`)
-        })
+        // A loop over indices, not ops.map: map skips the holes of a sparse array.
+        const encoded = new Array(ops.length)
+        for (let i = 0; i < ops.length; i++) encoded[i] = encodeBatchOp(ops[i], handle, now)
         if (encoded.length === 0) return Promise.resolve()
         return write(encoded)
       } catch (error) {

@@ -896,6 +896,29 @@ export function defineBehaviourSuite({ label, open, options = {}, improved = fal
         });
       });
 
+      test('an entries() iterator yields nothing more after close(), not even entries of a page already read', async () => {
+        await inCache({}, async (cache) => {
+          await cache.batch(Array.from({ length: 300 }, (_, i) => ({ type: 'put', key: `k${String(i).padStart(3, '0')}`, value: i })));
+          const it = cache.entries();
+          assert.deepEqual((await it.next()).value, ['k000', 0]);
+          assert.deepEqual((await it.next()).value, ['k001', 1]);
+          await cache.close();
+          await assertRejects(() => it.next(), Error, 'ERR_CACHE_CLOSED', 'next() after close');
+          assert.deepEqual(await it.next(), { value: undefined, done: true }, 'the failed iterator is finished');
+        });
+      });
+
+      test('a batch with a hole (sparse array) rejects with ERR_INVALID_BATCH and writes none of it', async () => {
+        await inCache({}, async (cache) => {
+          // eslint-disable-next-line no-sparse-arrays
+          const sparse = [{ type: 'put', key: 'a', value: 1 }, , { type: 'put', key: 'b', value: 2 }];
+          await assertRejects(() => cache.batch(sparse), TypeError, 'ERR_INVALID_BATCH', 'batch with a hole');
+          await assertRejects(() => cache.batch(new Array(3)), TypeError, 'ERR_INVALID_BATCH', 'batch of new Array(3)');
+          assert.equal(await cache.has('a'), false);
+          assert.equal(await cache.has('b'), false);
+        });
+      });
+
       test('the empty key works for set/get/has/del/entries, in the root and in a namespace', async () => {
         await inCache({}, async (root) => {
           const ns = root.withNamespace('n');
