@@ -80,14 +80,19 @@ export type BatchOperation<T> = (
 ) & { view?: Cache<any> }
 
 /**
- * What `openLmdbCache` returns: a `Cache<T>` (assignable wherever level-cache's `Cache<T>` is
- * expected) whose `entries` and `batch` also take the optional additions above.
+ * What `openLmdbCache` returns: a `Cache<T>` whose `entries` and `batch` also take the optional
+ * additions above. Assignable both ways with level-cache's `Cache<T>`, so code that stores a
+ * wrapped or fake `Cache<T>` where it kept the opened cache compiles unchanged.
  */
 export type LmdbCache<T = unknown> = Readonly<
   Omit<Cache<T>, 'entries' | 'batch' | 'withNamespace'> & {
     entries: (opts?: EntriesOptions) => AsyncGenerator<[string, T]>
-    /** The number of live entries of this view within the bounds, counted without reading values. */
-    count: (opts?: CountOptions) => Promise<number>
+    /**
+     * The number of live entries of this view within the bounds, counted without reading
+     * values. Always there on a cache this package opened (`cache.count!()`); optional in the
+     * type only so that a level-cache `Cache<T>`, which lacks it, stays assignable.
+     */
+    count?: (opts?: CountOptions) => Promise<number>
     batch: (ops: ReadonlyArray<BatchOperation<T>>) => Promise<void>
     withNamespace: (ns: string) => LmdbCache<T>
   }

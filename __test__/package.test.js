@@ -128,6 +128,9 @@ test('a TypeScript consumer of the level-cache API type-checks unchanged (tsc --
     `import { openLevelCache, type Cache, type CacheOptions, type PutOptions, type Millis } from '@promethean/lmdb-cache'
 
 type User = { name: string; tags: string[] }
+function logged<V>(inner: Cache<V>): Cache<V> {
+  return Object.freeze({ ...inner, get: async (key: string) => inner.get(key) })
+}
 const ttl: Millis = 60_000
 const options: CacheOptions = { path: './db', defaultTtlMs: ttl, namespace: 'app' }
 const put: PutOptions = { ttlMs: 1_000 }
@@ -141,6 +144,13 @@ export async function main(): Promise<void> {
     { type: 'put', key: 'u2', value: { name: 'Bob', tags: ['x'] }, ttlMs: 5 },
     { type: 'del', key: 'u1' },
   ])
+  // The opened cache's variable also takes a wrapped level-cache Cache, and a wrapper can
+  // implement the opener's type.
+  let inferred = await openLevelCache<User>({ path: './db' })
+  inferred = logged(inferred)
+  const openLogged: typeof openLevelCache = async <V,>(o: CacheOptions) => logged(await openLevelCache<V>(o))
+  await (await openLogged<number>({ path: './db2' })).close()
+  await inferred.close()
   const sessions: Cache<User> = cache.withNamespace('sessions')
   for await (const [key, value] of sessions.entries({ limit: 10 })) console.log(key.length, value.name)
   const swept: number = await cache.sweepExpired()
