@@ -226,6 +226,7 @@ impl Store {
                 out: Some(&mut *out),
                 expired,
                 count: 0,
+                skipped: 0,
                 max_entries,
                 max_bytes: max_bytes.saturating_add(json_start),
                 now,
@@ -250,6 +251,7 @@ impl Store {
             out: None,
             expired,
             count: 0,
+            skipped: 0,
             max_entries,
             max_bytes: usize::MAX,
             now,
@@ -474,18 +476,32 @@ fn write_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
     let _ = serde_json::to_writer(&mut *out, text.as_ref());
 }
 
+/// Most entries one page (or count chunk) may skip (expired, or holding `undefined`) before it
+/// ends early with a cursor: a namespace of millions of expired entries is then crossed in
+/// bounded steps, each holding at most this many keys for their lazy deletes, rather than in
+/// one call that holds them all.
+pub const MAX_SKIPPED_PER_PAGE: usize = 16_384;
+
 /// Collects one page of a scan.
 struct PageWriter<'o> {
     /// Where the JSON of the entries goes; `None` when only counting.
     out: Option<&'o mut Vec<u8>>,
     expired: &'o mut Vec<ExpiredEntry>,
     count: usize,
+    /// Entries skipped so far; the page ends at [`MAX_SKIPPED_PER_PAGE`].
+    skipped: usize,
     max_entries: usize,
     max_bytes: usize,
     now: u64,
 }
 
 impl PageWriter<'_> {
+    /// Counts a skipped entry; true when the page must end after it.
+    fn skip(&mut self) -> bool {
+        self.skipped += 1;
+        self.skipped >= MAX_SKIPPED_PER_PAGE
+    }
+
     fn fill<'t>(
         &mut self,
         iter: impl Iterator<Item = CacheResult<(&'t [u8], &'t [u8])>>,
@@ -516,11 +532,17 @@ impl PageWriter<'_> {
                 self.expired.push(ExpiredEntry {
                     full_key: full_key.to_vec(),
                 });
+                if self.skip() {
+                    return Ok((self.count, PageEnd::After(stored.to_vec())));
+                }
                 continue;
             }
             // A stored undefined is absent for get/has, so entries() skips it too, as
             // level-cache does.
             let Some(json) = record.json else {
+                if self.skip() {
+                    return Ok((self.count, PageEnd::After(stored.to_vec())));
+                }
                 continue;
             };
             let mut written = 0;
@@ -811,6 +833,91 @@ mod tests {
                 .unwrap();
         }
         txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_page_skips_at_most_max_skipped_entries_and_the_next_page_resumes_after_them() {
+        let dir = std::env::temp_dir().join(format!("lmdb-cache-skip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        // More expired (and undefined) entries than one page may skip, then two live ones.
+        let skipped_total = MAX_SKIPPED_PER_PAGE * 2 + 10;
+        let keys: Vec<Vec<u8>> = (0..skipped_total)
+            .map(|i| format!("p:{i:08}").into_bytes())
+            .collect();
+        let mut records: Vec<(&[u8], Option<u64>, Option<&[u8]>)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if i % 5 == 0 {
+                    (&k[..], None, None)
+                } else {
+                    (&k[..], Some(5), Some(b"0".as_slice()))
+                }
+            })
+            .collect();
+        records.push((b"p:zz1", None, Some(b"1")));
+        records.push((b"p:zz2", None, Some(b"2")));
+        put_records(&store, &records);
+        let range = KeyRange {
+            prefix: b"p:".to_vec(),
+            lower: None,
+            upper: None,
+        };
+        let (mut after, mut pages, mut live, mut expired_seen) = (None, 0, Vec::new(), 0);
+        loop {
+            let (mut out, mut expired) = (Vec::new(), Vec::new());
+            let (count, end) = store
+                .scan_page(
+                    &range,
+                    false,
+                    after.as_deref(),
+                    10,
+                    100,
+                    1 << 20,
+                    &mut out,
+                    &mut expired,
+                )
+                .unwrap();
+            assert!(
+                expired.len() <= MAX_SKIPPED_PER_PAGE,
+                "page {pages} held {} expired keys",
+                expired.len()
+            );
+            expired_seen += expired.len();
+            let json: Vec<(String, u32)> = serde_json::from_slice(&out).unwrap();
+            assert_eq!(json.len(), count);
+            live.extend(json);
+            pages += 1;
+            match end {
+                PageEnd::Done => break,
+                PageEnd::After(cursor) => after = Some(cursor),
+            }
+        }
+        assert_eq!(live, vec![("zz1".to_string(), 1), ("zz2".to_string(), 2)]);
+        assert_eq!(expired_seen, skipped_total - skipped_total.div_ceil(5));
+        assert_eq!(
+            pages, 3,
+            "two pages end early at the skip limit, the third finds the live entries"
+        );
+
+        // Counting crosses them in bounded chunks too, and agrees.
+        let (mut after, mut total) = (None, 0);
+        loop {
+            let mut expired = Vec::new();
+            let (count, end) = store
+                .count_page(&range, after.as_deref(), 10, 100_000, &mut expired)
+                .unwrap();
+            assert!(expired.len() <= MAX_SKIPPED_PER_PAGE);
+            total += count;
+            match end {
+                PageEnd::Done => break,
+                PageEnd::After(cursor) => after = Some(cursor),
+            }
+        }
+        assert_eq!(total, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
