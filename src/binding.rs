@@ -202,14 +202,15 @@ impl ThreadState {
 
     fn expire(&self, handle: u32, key: &[u8], now: f64) -> CacheResult<()> {
         let h = self.handle(handle)?;
-        h.shared.enqueue(WriteRequest {
+        h.shared.enqueue_lazy_deletes([WriteRequest {
             kind: WriteKind::DeleteIfExpired {
                 full_key: key.to_vec(),
                 now: expiry_from_js(now).unwrap_or(u64::MAX),
             },
             durability: h.durability,
             reply: None,
-        })
+        }]);
+        Ok(())
     }
 }
 
@@ -893,16 +894,15 @@ fn scan_store<R>(
     let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
     let mut expired = Vec::new();
     let result = scan(&h.shared.store, now_ms, &mut expired)?;
-    for e in expired {
-        let _ = h.shared.enqueue(WriteRequest {
+    h.shared
+        .enqueue_lazy_deletes(expired.into_iter().map(|e| WriteRequest {
             kind: WriteKind::DeleteIfExpired {
                 full_key: e.full_key,
                 now: now_ms,
             },
             durability: h.durability,
             reply: None,
-        });
-    }
+        }));
     Ok(result)
 }
 

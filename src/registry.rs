@@ -19,8 +19,9 @@ pub struct SharedStore {
 }
 
 impl SharedStore {
-    pub fn enqueue(&self, request: WriteRequest) -> CacheResult<()> {
-        self.queue.push(request)
+    /// Queues lazy expiry deletes, up to the queue's bound (the rest are dropped).
+    pub fn enqueue_lazy_deletes(&self, requests: impl IntoIterator<Item = WriteRequest>) {
+        self.queue.push_lazy_deletes(requests);
     }
 
     /// Queues requests in order; gives them back if the store is shutting down.
@@ -165,15 +166,16 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let (tx, rx) = mpsc::channel();
         let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
-        a.enqueue(WriteRequest {
-            kind: WriteKind::Batch(encode_put(b"k", b"1")),
-            durability: Durability::Durable,
-            reply: Some(Reply {
-                sink: Arc::clone(&sink),
-                ticket: 7,
-            }),
-        })
-        .unwrap();
+        assert!(a
+            .enqueue_many(vec![WriteRequest {
+                kind: WriteKind::Batch(encode_put(b"k", b"1")),
+                durability: Durability::Durable,
+                reply: Some(Reply {
+                    sink: Arc::clone(&sink),
+                    ticket: 7,
+                }),
+            }])
+            .is_ok());
         let (ticket, result) = rx.recv().unwrap();
         assert_eq!((ticket, result), (7, Ok(0.0)));
         assert_eq!(read_json(&b, b"k").as_deref(), Some(&b"1"[..]));

@@ -243,14 +243,23 @@ pub struct WriteQueue {
 
 struct QueueState {
     pending: Vec<WriteRequest>,
+    /// How many of `pending` are lazy expiry deletes (see [`MAX_QUEUED_LAZY_DELETES`]).
+    lazy_deletes: usize,
     closing: bool,
 }
+
+/// Most lazy expiry deletes waiting for the writer at once. Reads queue one per expired entry
+/// they pass; a scan over millions of expired entries would otherwise queue millions (memory
+/// growing with them) faster than the writer commits. Beyond this they are dropped: the
+/// entries stay invisible, and a later read or `sweepExpired()` deletes them.
+pub const MAX_QUEUED_LAZY_DELETES: usize = 16_384;
 
 impl Default for WriteQueue {
     fn default() -> Self {
         WriteQueue {
             state: Mutex::new(QueueState {
                 pending: Vec::new(),
+                lazy_deletes: 0,
                 closing: false,
             }),
             wake: Condvar::new(),
@@ -259,11 +268,6 @@ impl Default for WriteQueue {
 }
 
 impl WriteQueue {
-    pub fn push(&self, request: WriteRequest) -> CacheResult<()> {
-        self.push_many(vec![request])
-            .map_err(|_| CacheError::Closed)
-    }
-
     /// Queues requests in order; gives them back if the queue is closing.
     pub fn push_many(&self, requests: Vec<WriteRequest>) -> Result<(), Vec<WriteRequest>> {
         let mut state = self.state.lock();
@@ -281,11 +285,32 @@ impl WriteQueue {
         Ok(())
     }
 
+    /// Queues lazy expiry deletes (requests without a reply) while fewer than
+    /// [`MAX_QUEUED_LAZY_DELETES`] wait; drops the rest. Returns how many were queued.
+    pub fn push_lazy_deletes(&self, requests: impl IntoIterator<Item = WriteRequest>) -> usize {
+        let mut state = self.state.lock();
+        if state.closing {
+            return 0;
+        }
+        let room = MAX_QUEUED_LAZY_DELETES.saturating_sub(state.lazy_deletes);
+        let wake = state.pending.is_empty();
+        let before = state.pending.len();
+        state.pending.extend(requests.into_iter().take(room));
+        let queued = state.pending.len() - before;
+        state.lazy_deletes += queued;
+        drop(state);
+        if wake && queued > 0 {
+            self.wake.notify_one();
+        }
+        queued
+    }
+
     /// Waits for work; `None` once closing and drained.
     fn take(&self) -> Option<Vec<WriteRequest>> {
         let mut state = self.state.lock();
         loop {
             if !state.pending.is_empty() {
+                state.lazy_deletes = 0;
                 return Some(std::mem::take(&mut state.pending));
             }
             if state.closing {
@@ -635,5 +660,60 @@ fn deliver(group: Vec<WriteRequest>, results: Vec<CacheResult<f64>>) {
     }
     for (sink, done) in by_sink {
         sink.complete(done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lazy_delete(i: usize) -> WriteRequest {
+        WriteRequest {
+            kind: WriteKind::DeleteIfExpired {
+                full_key: format!("k{i}").into_bytes(),
+                now: 1,
+            },
+            durability: Durability::NoSync,
+            reply: None,
+        }
+    }
+
+    #[test]
+    fn lazy_deletes_wait_in_the_queue_up_to_their_bound_and_the_rest_are_dropped() {
+        let queue = WriteQueue::default();
+        let offered = MAX_QUEUED_LAZY_DELETES + 500;
+        assert_eq!(
+            queue.push_lazy_deletes((0..offered).map(lazy_delete)),
+            MAX_QUEUED_LAZY_DELETES
+        );
+        assert_eq!(
+            queue.push_lazy_deletes([lazy_delete(0)]),
+            0,
+            "full: dropped"
+        );
+        // Other writes are never dropped.
+        assert!(queue
+            .push_many(vec![WriteRequest {
+                kind: WriteKind::Sweep { now: 1 },
+                durability: Durability::NoSync,
+                reply: None,
+            }])
+            .is_ok());
+        let taken = queue.take().unwrap();
+        assert_eq!(taken.len(), MAX_QUEUED_LAZY_DELETES + 1);
+        assert!(matches!(
+            taken.last().unwrap().kind,
+            WriteKind::Sweep { .. }
+        ));
+        // Once the writer took them, there is room again.
+        assert_eq!(queue.push_lazy_deletes((0..10).map(lazy_delete)), 10);
+        queue.close();
+        assert_eq!(
+            queue.push_lazy_deletes([lazy_delete(0)]),
+            0,
+            "closing: dropped"
+        );
+        assert_eq!(queue.take().unwrap().len(), 10, "queued ones still drain");
+        assert!(queue.take().is_none());
     }
 }

@@ -908,6 +908,18 @@ export function defineBehaviourSuite({ label, open, options = {}, improved = fal
         });
       });
 
+      test('entries() and count() cross more expired entries than one page may skip (16,384) and find the live ones', async () => {
+        await inCache({}, async (cache) => {
+          const ops = Array.from({ length: 40_000 }, (_, i) => ({ type: 'put', key: `e${String(i).padStart(5, '0')}`, value: i, ttlMs: 1 }));
+          ops.push({ type: 'put', key: 'live1', value: 1 }, { type: 'put', key: 'a-live0', value: 0 });
+          await cache.batch(ops);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          assert.deepEqual(await collect(cache.entries()), [['a-live0', 0], ['live1', 1]]);
+          assert.deepEqual(await collect(cache.entries({ reverse: true, limit: 1 })), [['live1', 1]]);
+          assert.equal(await cache.count(), 2);
+        });
+      });
+
       test('a batch with a hole (sparse array) rejects with ERR_INVALID_BATCH and writes none of it', async () => {
         await inCache({}, async (cache) => {
           // eslint-disable-next-line no-sparse-arrays
