@@ -11,7 +11,8 @@
 //!   and a 16-byte FNV-1a-128 hash of the whole key. The full key is kept in the record, so a
 //!   reader can check it and `entries()` can yield it.
 //!
-//! Order is exact except among long keys sharing their first 480 bytes, which sort by hash.
+//! Stored order is exact except among long keys sharing their first 480 bytes (a group),
+//! which sort by hash; scans read a group whole and sort it (see `Store::scan_page`).
 //! The two forms are told apart by length alone: direct keys are at most 481 bytes, long
 //! keys exactly [`LONG_KEY_LEN`].
 
@@ -95,6 +96,29 @@ pub fn scan_start(prefix: &[u8]) -> Vec<u8> {
         start.push(LONG_MARKER);
         start
     }
+}
+
+/// Whether two stored keys are long keys of one group (the same first 480 bytes).
+pub fn same_long_group(a: &[u8], b: &[u8]) -> bool {
+    a.len() == LONG_KEY_LEN
+        && b.len() == LONG_KEY_LEN
+        && a[DIRECT_KEY_MAX] == LONG_MARKER
+        && a[..=DIRECT_KEY_MAX] == b[..=DIRECT_KEY_MAX]
+}
+
+/// A stored-key position before every member of the long-key group of `full` (and after
+/// every direct key with the same first 480 bytes).
+pub fn long_group_start(full: &[u8]) -> Vec<u8> {
+    let mut k = head(full).to_vec();
+    k.push(LONG_MARKER);
+    k
+}
+
+/// A stored-key position after every member of the long-key group of `full`.
+pub fn long_group_end(full: &[u8]) -> Vec<u8> {
+    let mut k = head(full).to_vec();
+    k.extend_from_slice(&[LONG_MARKER; 17]);
+    k
 }
 
 /// The first bytes of a full key that its stored key starts with (all of it when direct).

@@ -194,8 +194,10 @@ impl Store {
         })
     }
 
-    /// Appends to `out` the live entries of `range`, in stored-key order (descending when
-    /// `reverse`), continuing after the stored key `after` (or from the start of the range),
+    /// Appends to `out` the live entries of `range`, in full-key byte order (descending when
+    /// `reverse`; a group of long keys, stored in hash order, is read whole and sorted),
+    /// continuing after the cursor `after` (a stored key, or [`LONG_CURSOR_TAG`] and the full
+    /// key of a long one; `None` for the start of the range),
     /// until `max_entries` or about `max_bytes` were written. Expired entries are skipped and
     /// reported in `expired`; entries holding `undefined` are skipped (they are absent for
     /// get/has too).
@@ -268,6 +270,11 @@ impl Store {
         after: Option<&[u8]>,
         mut page: PageWriter<'_>,
     ) -> CacheResult<(usize, PageEnd)> {
+        // A cursor after a long key resumes at its group's start (or end, in reverse); the
+        // group is read again and the members up to the cursor skipped.
+        let resume_long = after
+            .filter(|a| a.first() == Some(&LONG_CURSOR_TAG))
+            .map(|a| &a[1..]);
         let start = if reverse {
             range.reverse_start()
         } else {
@@ -280,10 +287,20 @@ impl Store {
                 Bound::Excluded(k.to_vec())
             }
         };
-        let from = match (after, &start) {
-            (Some(a), _) => bound(a, false),
-            (None, Some((k, inclusive))) => bound(k, *inclusive),
-            (None, None) => Bound::Unbounded,
+        let from = match (resume_long, after, &start) {
+            (Some(full), _, _) => Bound::Included(if reverse {
+                keys::long_group_end(full)
+            } else {
+                keys::long_group_start(full)
+            }),
+            (None, Some(a), _) => bound(a, false),
+            (None, None, Some((k, inclusive))) => bound(k, *inclusive),
+            (None, None, None) => Bound::Unbounded,
+        };
+        let spec = ScanSpec {
+            range,
+            reverse,
+            resume_long: resume_long.map(|full| (full, keys::long_group_start(full))),
         };
         self.read(|txn| {
             let heed_err = |e| self.heed_error(e);
@@ -293,7 +310,7 @@ impl Store {
                 page.fill(
                     iter.map(|i| i.map_err(heed_err)),
                     |stored, full| range.reverse_done(stored, full),
-                    range,
+                    &spec,
                 )
             } else {
                 let bounds = (as_slice_bound(&from), Bound::Unbounded);
@@ -301,7 +318,7 @@ impl Store {
                 page.fill(
                     iter.map(|i| i.map_err(heed_err)),
                     |stored, full| range.forward_done(stored, full),
-                    range,
+                    &spec,
                 )
             }
         })
@@ -506,64 +523,142 @@ impl PageWriter<'_> {
         &mut self,
         iter: impl Iterator<Item = CacheResult<(&'t [u8], &'t [u8])>>,
         done: impl Fn(&[u8], &[u8]) -> bool,
-        range: &KeyRange,
+        scan: &ScanSpec<'_>,
     ) -> CacheResult<(usize, PageEnd)> {
-        for item in iter {
+        let mut iter = iter.peekable();
+        while let Some(item) = iter.next() {
             let (stored, bytes) = item?;
             // Classify before decoding: the main database also holds the records of the
             // named databases, which are not entries.
             let Some(kind) = keys::classify(stored) else {
                 continue;
             };
-            let record = Record::decode(bytes)?;
-            let full_key = match kind {
-                StoredKind::Direct(k) => k,
-                StoredKind::Long => record.full_key.ok_or_else(|| CacheError::CorruptRecord {
-                    detail: "long key record without its key".into(),
-                })?,
-            };
-            if done(stored, full_key) {
-                return Ok((self.count, PageEnd::Done));
-            }
-            if !range.contains(full_key) {
-                continue;
-            }
-            if record.is_expired(self.now) {
-                self.expired.push(ExpiredEntry {
-                    full_key: full_key.to_vec(),
-                });
-                if self.skip() {
-                    return Ok((self.count, PageEnd::After(stored.to_vec())));
+            if let StoredKind::Direct(full_key) = kind {
+                let record = Record::decode(bytes)?;
+                if let Some(end) =
+                    self.visit(stored, full_key, &record, &done, scan.range, false)?
+                {
+                    return Ok(end);
                 }
                 continue;
             }
-            // A stored undefined is absent for get/has, so entries() skips it too, as
-            // level-cache does.
-            let Some(json) = record.json else {
-                if self.skip() {
-                    return Ok((self.count, PageEnd::After(stored.to_vec())));
+            // A group of long keys sharing their first 480 bytes is stored in hash order:
+            // read it whole and visit it in full-key order, so that entries() keeps exact byte
+            // order and a `gt: lastKey` cursor skips nothing.
+            let mut members = vec![long_member(stored, bytes)?];
+            while let Some(Ok((next, _))) = iter.peek() {
+                if !keys::same_long_group(stored, next) {
+                    break;
                 }
-                continue;
-            };
-            let mut written = 0;
-            if let Some(out) = self.out.as_deref_mut() {
-                if self.count > 0 {
-                    out.push(b',');
+                if let Some(Ok((next, next_bytes))) = iter.next() {
+                    members.push(long_member(next, next_bytes)?);
                 }
-                out.push(b'[');
-                write_json_string(out, &full_key[range.prefix.len()..]);
-                out.push(b',');
-                out.extend_from_slice(json);
-                out.push(b']');
-                written = out.len();
             }
-            self.count += 1;
-            if self.count >= self.max_entries || written >= self.max_bytes {
-                return Ok((self.count, PageEnd::After(stored.to_vec())));
+            if scan.reverse {
+                members.sort_unstable_by(|a, b| b.1.cmp(a.1));
+            } else {
+                members.sort_unstable_by(|a, b| a.1.cmp(b.1));
+            }
+            for (member, full_key, record) in members {
+                // Resuming inside this group: members up to the cursor were visited already.
+                if let Some((resume, group_start)) = &scan.resume_long {
+                    let visited = if scan.reverse {
+                        full_key >= *resume
+                    } else {
+                        full_key <= *resume
+                    };
+                    if visited && member.starts_with(group_start) {
+                        continue;
+                    }
+                }
+                if let Some(end) = self.visit(member, full_key, &record, &done, scan.range, true)? {
+                    return Ok(end);
+                }
             }
         }
         Ok((self.count, PageEnd::Done))
     }
+
+    /// Takes one entry into the page; `Some` when the page ends with it. `long`: the entry
+    /// belongs to a long-key group, so the cursor after it names its full key.
+    fn visit(
+        &mut self,
+        stored: &[u8],
+        full_key: &[u8],
+        record: &Record<'_>,
+        done: &impl Fn(&[u8], &[u8]) -> bool,
+        range: &KeyRange,
+        long: bool,
+    ) -> CacheResult<Option<(usize, PageEnd)>> {
+        let cursor = || {
+            if long {
+                let mut c = Vec::with_capacity(1 + full_key.len());
+                c.push(LONG_CURSOR_TAG);
+                c.extend_from_slice(full_key);
+                PageEnd::After(c)
+            } else {
+                PageEnd::After(stored.to_vec())
+            }
+        };
+        if done(stored, full_key) {
+            return Ok(Some((self.count, PageEnd::Done)));
+        }
+        if !range.contains(full_key) {
+            return Ok(None);
+        }
+        if record.is_expired(self.now) {
+            self.expired.push(ExpiredEntry {
+                full_key: full_key.to_vec(),
+            });
+            return Ok(self.skip().then(|| (self.count, cursor())));
+        }
+        // A stored undefined is absent for get/has, so entries() skips it too, as
+        // level-cache does.
+        let Some(json) = record.json else {
+            return Ok(self.skip().then(|| (self.count, cursor())));
+        };
+        let mut written = 0;
+        if let Some(out) = self.out.as_deref_mut() {
+            if self.count > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_json_string(out, &full_key[range.prefix.len()..]);
+            out.push(b',');
+            out.extend_from_slice(json);
+            out.push(b']');
+            written = out.len();
+        }
+        self.count += 1;
+        if self.count >= self.max_entries || written >= self.max_bytes {
+            return Ok(Some((self.count, cursor())));
+        }
+        Ok(None)
+    }
+}
+
+/// A long-key entry: its stored key, full key (from the record) and record.
+fn long_member<'t>(
+    stored: &'t [u8],
+    bytes: &'t [u8],
+) -> CacheResult<(&'t [u8], &'t [u8], Record<'t>)> {
+    let record = Record::decode(bytes)?;
+    let full_key = record.full_key.ok_or_else(|| CacheError::CorruptRecord {
+        detail: "long key record without its key".into(),
+    })?;
+    Ok((stored, full_key, record))
+}
+
+/// First byte of a cursor that continues after a long key, followed by that full key. Every
+/// other cursor is a stored key, which starts with a UTF-8 byte (never 0xFF).
+const LONG_CURSOR_TAG: u8 = 0xFF;
+
+/// What a scan walks: the range, its direction, and the full key of a long-key cursor it
+/// resumes after, if any, with the start of that key's group.
+struct ScanSpec<'a> {
+    range: &'a KeyRange,
+    reverse: bool,
+    resume_long: Option<(&'a [u8], Vec<u8>)>,
 }
 
 /// Rounds up to whole granules, saturating: a size from JS may be anything up to u64::MAX
@@ -833,6 +928,113 @@ mod tests {
                 .unwrap();
         }
         txn.commit().unwrap();
+    }
+
+    #[test]
+    fn long_keys_sharing_their_first_480_bytes_scan_in_byte_order_and_pages_resume_exactly() {
+        let dir = std::env::temp_dir().join(format!("lmdb-cache-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        let head = [b"p:".as_slice(), &[b'a'; 478]].concat();
+        let long = |tail: &str| [&head[..], tail.as_bytes()].concat();
+        // Suffixes chosen so that hash order and byte order differ.
+        let tails = ["7", "0", "5", "2", "", "6", "1", "3", "4", "10", "00"];
+        let group: Vec<Vec<u8>> = tails.iter().map(|t| long(&format!("x{t}"))).collect();
+        let (gone, undefined) = (long("x8"), long("x9"));
+        let mut records: Vec<(&[u8], Option<u64>, Option<&[u8]>)> = group
+            .iter()
+            .map(|k| (&k[..], None, Some(b"1".as_slice())))
+            .collect();
+        records.push((&gone, Some(5), Some(b"1")));
+        records.push((&undefined, None, None));
+        let before = head.clone(); // direct: exactly 480 bytes
+        let after = [b"p:".as_slice(), &[b'a'; 477], b"b"].concat();
+        records.push((&before, None, Some(b"1")));
+        records.push((&after, None, Some(b"1")));
+        records.push((b"p:", None, Some(b"1")));
+        put_records(&store, &records);
+
+        let logical = |full: &[u8]| String::from_utf8(full[2..].to_vec()).unwrap();
+        let mut expected: Vec<Vec<u8>> = group.clone();
+        expected.extend([before.clone(), after.clone(), b"p:".to_vec()]);
+        expected.sort();
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|k| logical(k).trim_start_matches('a').to_string())
+            .collect();
+        let all = |range: &KeyRange, reverse: bool, per_page: usize| {
+            let (mut keys, mut cursor): (Vec<String>, Option<Vec<u8>>) = (Vec::new(), None);
+            loop {
+                let (mut out, mut expired) = (Vec::new(), Vec::new());
+                let (_, end) = store
+                    .scan_page(
+                        range,
+                        reverse,
+                        cursor.as_deref(),
+                        10,
+                        per_page,
+                        1 << 20,
+                        &mut out,
+                        &mut expired,
+                    )
+                    .unwrap();
+                let page: Vec<(String, u32)> = serde_json::from_slice(&out).unwrap();
+                keys.extend(
+                    page.into_iter()
+                        .map(|(k, _)| k.trim_start_matches('a').to_string()),
+                );
+                match end {
+                    PageEnd::Done => return keys,
+                    PageEnd::After(c) => cursor = Some(c),
+                }
+            }
+        };
+        let everything = KeyRange {
+            prefix: b"p:".to_vec(),
+            lower: None,
+            upper: None,
+        };
+        for per_page in [1, 2, 3, 5, 100] {
+            assert_eq!(
+                all(&everything, false, per_page),
+                expected,
+                "forward, {per_page} per page"
+            );
+            let mut reversed = expected.clone();
+            reversed.reverse();
+            assert_eq!(
+                all(&everything, true, per_page),
+                reversed,
+                "reverse, {per_page} per page"
+            );
+        }
+        // Bounds inside the group select by byte order: what `gt: lastKey` paging relies on.
+        let lower = long("x2");
+        let upper = long("x6");
+        let bounded = KeyRange {
+            prefix: b"p:".to_vec(),
+            lower: Some((lower.clone(), false)),
+            upper: Some((upper.clone(), true)),
+        };
+        let inside: Vec<String> = expected
+            .iter()
+            .filter(|k| {
+                let full = [b"p:".as_slice(), &[b'a'; 478], k.as_bytes()].concat();
+                k.starts_with('x') && full > lower && full <= upper
+            })
+            .cloned()
+            .collect();
+        assert_eq!(inside.len(), 4, "x3, x4, x5, x6");
+        for per_page in [1, 2, 100] {
+            assert_eq!(all(&bounded, false, per_page), inside);
+        }
+        let mut expired = Vec::new();
+        let (count, _) = store
+            .count_page(&everything, None, 10, 1000, &mut expired)
+            .unwrap();
+        assert_eq!((count, expired.len()), (expected.len(), 1));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
