@@ -554,26 +554,50 @@ impl PageWriter<'_> {
                     members.push(long_member(next, next_bytes)?);
                 }
             }
-            if scan.reverse {
-                members.sort_unstable_by(|a, b| b.1.cmp(a.1));
-            } else {
-                members.sort_unstable_by(|a, b| a.1.cmp(b.1));
+            // Resuming inside this group: members up to the cursor were visited already.
+            if let Some((resume, group_start)) = &scan.resume_long {
+                if stored.starts_with(group_start) {
+                    members.retain(|m| {
+                        if scan.reverse {
+                            m.1 < *resume
+                        } else {
+                            m.1 > *resume
+                        }
+                    });
+                }
             }
-            for (member, full_key, record) in members {
-                // Resuming inside this group: members up to the cursor were visited already.
-                if let Some((resume, group_start)) = &scan.resume_long {
-                    let visited = if scan.reverse {
-                        full_key >= *resume
-                    } else {
-                        full_key <= *resume
-                    };
-                    if visited && member.starts_with(group_start) {
-                        continue;
+            let order = |a: &LongMember<'t>, b: &LongMember<'t>| {
+                if scan.reverse {
+                    b.1.cmp(a.1)
+                } else {
+                    a.1.cmp(b.1)
+                }
+            };
+            // Only the first members in order are needed for this page: select them (linear)
+            // rather than sort the whole group, which a long group would pay on every page;
+            // more are selected if skipped (expired) ones leave the page short.
+            let mut rest = &mut members[..];
+            let mut wanted = self
+                .max_entries
+                .saturating_sub(self.count)
+                .saturating_mul(2)
+                + 16;
+            while !rest.is_empty() {
+                let k = wanted.min(rest.len());
+                if k < rest.len() {
+                    rest.select_nth_unstable_by(k - 1, order);
+                }
+                let (first, tail) = rest.split_at_mut(k);
+                first.sort_unstable_by(order);
+                for (member, full_key, record) in first.iter() {
+                    if let Some(end) =
+                        self.visit(member, full_key, record, &done, scan.range, true)?
+                    {
+                        return Ok(end);
                     }
                 }
-                if let Some(end) = self.visit(member, full_key, &record, &done, scan.range, true)? {
-                    return Ok(end);
-                }
+                rest = tail;
+                wanted = wanted.saturating_mul(2);
             }
         }
         Ok((self.count, PageEnd::Done))
@@ -630,7 +654,14 @@ impl PageWriter<'_> {
             written = out.len();
         }
         self.count += 1;
-        if self.count >= self.max_entries || written >= self.max_bytes {
+        // Members of a long-key group get a larger byte budget: each page inside a group
+        // walks the whole group again, so fewer, larger pages cost less.
+        let max_bytes = if long {
+            self.max_bytes.saturating_add(GROUP_PAGE_EXTRA_BYTES)
+        } else {
+            self.max_bytes
+        };
+        if self.count >= self.max_entries || written >= max_bytes {
             return Ok(Some((self.count, cursor())));
         }
         Ok(None)
@@ -638,16 +669,18 @@ impl PageWriter<'_> {
 }
 
 /// A long-key entry: its stored key, full key (from the record) and record.
-fn long_member<'t>(
-    stored: &'t [u8],
-    bytes: &'t [u8],
-) -> CacheResult<(&'t [u8], &'t [u8], Record<'t>)> {
+type LongMember<'t> = (&'t [u8], &'t [u8], Record<'t>);
+
+fn long_member<'t>(stored: &'t [u8], bytes: &'t [u8]) -> CacheResult<LongMember<'t>> {
     let record = Record::decode(bytes)?;
     let full_key = record.full_key.ok_or_else(|| CacheError::CorruptRecord {
         detail: "long key record without its key".into(),
     })?;
     Ok((stored, full_key, record))
 }
+
+/// Extra page bytes allowed while inside a long-key group (see `PageWriter::visit`).
+const GROUP_PAGE_EXTRA_BYTES: usize = 1 << 20;
 
 /// First byte of a cursor that continues after a long key, followed by that full key. Every
 /// other cursor is a stored key, which starts with a UTF-8 byte (never 0xFF).
