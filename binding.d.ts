@@ -23,9 +23,9 @@ export declare function compactCopy(handle: number, dest: string): void
 
 /**
  * One chunk of `count()`: live entries whose full key starts with `prefix` and lies within
- * the optional full-key bounds, ascending, after the stored key `after`, at most
- * `max_entries`. Returns `[u8 done][u32 LE count][cursor]` (the cursor, the last stored key
- * counted, is empty when done). Expired entries met are queued for lazy deletion.
+ * the optional full-key bounds, ascending, after the cursor `after` of the previous chunk,
+ * at most `max_entries`. Returns `[u8 done][u32 LE count][cursor]` (the cursor is opaque to
+ * JS and empty when done). Expired entries met are queued for lazy deletion.
  */
 export declare function countPage(handle: number, prefix: Uint8Array, lower: Uint8Array | undefined | null, lowerInclusive: boolean, upper: Uint8Array | undefined | null, upperInclusive: boolean, after: Uint8Array | undefined | null, now: number, maxEntries: number): Buffer | null
 
@@ -38,11 +38,11 @@ export declare function enqueueRequests(flush: Uint8Array): void
 
 /**
  * One page of `entries()`: live entries whose full key starts with `prefix` and lies within
- * the optional full-key bounds, ascending (or descending when `reverse`), after the stored
- * key `after`. The page is `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count]
+ * the optional full-key bounds, ascending (or descending when `reverse`), after the cursor
+ * `after` of the previous page. The page is `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count]
  * [u32 LE JSON length][JSON][cursor]`: the JSON text is `[[key,value],...]` (see
- * `Store::scan_page`), the cursor (the last stored key read, to continue after; empty when
- * done) fills the rest. It is written into the scratch buffer's value area (returns null,
+ * `Store::scan_page`), the cursor (opaque to JS, to continue after; empty when done) fills
+ * the rest. It is written into the scratch buffer's value area (returns null,
  * length in CTL_VALUE_LEN), or returned as a Buffer when larger than that area. Expired
  * entries met are queued for lazy deletion.
  */

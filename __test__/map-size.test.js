@@ -126,3 +126,29 @@ test('cacheStats counts free pages, which deletes create and a compacting copy d
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('compactCacheTo writes only a new file: an existing one, the cache\'s own data.mdb included, is refused and left as it was', async () => {
+  const { compactCacheTo } = await import('../index.js')
+  const dir = tempDir()
+  try {
+    const cache = await openLmdbCache({ path: dir })
+    await cache.set('k', 'v')
+    const other = path.join(dir, 'important.txt')
+    fs.writeFileSync(other, 'keep me')
+    await assert.rejects(compactCacheTo(cache, other), { code: 'ERR_DESTINATION_EXISTS' })
+    assert.equal(fs.readFileSync(other, 'utf8'), 'keep me')
+    const own = path.join(dir, 'data.mdb')
+    const size = fs.statSync(own).size
+    await assert.rejects(compactCacheTo(cache, own), { code: 'ERR_DESTINATION_EXISTS' })
+    assert.equal(fs.statSync(own).size, size)
+    assert.equal(await cache.get('k'), 'v')
+    await cache.set('k2', 'v2')
+    assert.equal(await cache.get('k2'), 'v2')
+    await cache.close()
+    const reopened = await openLmdbCache({ path: dir })
+    assert.equal(await reopened.get('k'), 'v')
+    await reopened.close()
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})

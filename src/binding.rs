@@ -531,8 +531,8 @@ fn settle(status: std::thread::Result<CacheResult<i32>>) -> i32 {
             LOOKUP_FAILED
         }
         Err(_) => {
-            remember_error(CacheError::Io {
-                detail: "internal panic in lmdb-cache".into(),
+            remember_error(CacheError::Internal {
+                detail: "panic in a read".into(),
             });
             LOOKUP_FAILED
         }
@@ -595,7 +595,12 @@ unsafe extern "C" fn release_loop_raw(
 #[napi]
 pub fn throw_last_error(env: Env) {
     let err = THREAD.with(|cell| cell.borrow_mut().as_mut().and_then(|t| t.last_error.take()));
-    or_throw::<()>(&env, Err(err.unwrap_or(CacheError::Closed)));
+    or_throw::<()>(
+        &env,
+        Err(err.unwrap_or(CacheError::Internal {
+            detail: "a read failed without reporting why".into(),
+        })),
+    );
 }
 
 /// The value of the last LOOKUP_FOUND_LARGE.
@@ -655,9 +660,7 @@ fn open_handle(
             }
             None => {
                 registry::release(shared);
-                return Err(CacheError::Io {
-                    detail: "too many open handles on this thread".into(),
-                });
+                return Err(CacheError::TooManyHandles { limit: 0xffff });
             }
         };
         t.generations[slot] = t.generations[slot].wrapping_add(1);

@@ -34,6 +34,12 @@ pub enum CacheError {
     DiskFull,
     /// Any other I/O or LMDB failure.
     Io { detail: String },
+    /// A bug in this package (a caught panic); the operation was not applied.
+    Internal { detail: String },
+    /// Every handle slot of this thread is in use.
+    TooManyHandles { limit: u32 },
+    /// A copy's destination file already exists; it was left as it was.
+    DestinationExists { path: PathBuf },
 }
 
 impl CacheError {
@@ -52,6 +58,9 @@ impl CacheError {
             CacheError::CorruptRecord { .. } => "ERR_CORRUPT_RECORD",
             CacheError::DiskFull => "ERR_DISK_FULL",
             CacheError::Io { .. } => "ERR_IO",
+            CacheError::Internal { .. } => "ERR_INTERNAL",
+            CacheError::TooManyHandles { .. } => "ERR_TOO_MANY_HANDLES",
+            CacheError::DestinationExists { .. } => "ERR_DESTINATION_EXISTS",
         }
     }
 
@@ -141,6 +150,17 @@ impl fmt::Display for CacheError {
             }
             CacheError::DiskFull => f.write_str("no space left on the device holding the cache"),
             CacheError::Io { detail } => write!(f, "I/O error: {detail}"),
+            CacheError::Internal { detail } => write!(f, "internal error in lmdb-cache: {detail}"),
+            CacheError::TooManyHandles { limit } => write!(
+                f,
+                "{limit} cache handles are open on this thread, the most there can be \
+                 (close some; views made by withNamespace() do not count)"
+            ),
+            CacheError::DestinationExists { path } => write!(
+                f,
+                "{} already exists; a copy is only written to a new file",
+                path.display()
+            ),
         }
     }
 }

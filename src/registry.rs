@@ -159,6 +159,83 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_in_the_writer_fails_its_group_with_err_internal_and_later_writes_still_land() {
+        let dir = temp_dir("panic");
+        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
+        let request = |kind, ticket| WriteRequest {
+            kind,
+            durability: Durability::Durable,
+            reply: Some(Reply {
+                sink: Arc::clone(&sink),
+                ticket,
+            }),
+        };
+        // One group: a put, then a request that panics; the whole group fails, nothing lands.
+        assert!(shared
+            .enqueue_many(vec![
+                request(WriteKind::Batch(encode_put(b"a", b"1")), 1),
+                request(WriteKind::PanicForTest, 2),
+            ])
+            .is_ok());
+        let mut failed = vec![rx.recv().unwrap(), rx.recv().unwrap()];
+        failed.sort_by_key(|(ticket, _)| *ticket);
+        for (_, result) in &failed {
+            assert!(
+                matches!(result, Err(CacheError::Internal { detail }) if detail.contains("as the test asked")),
+                "{result:?}"
+            );
+        }
+        assert_eq!(
+            read_json(&shared, b"a"),
+            None,
+            "the group's transaction was aborted"
+        );
+        // The writer thread lives on.
+        assert!(shared
+            .enqueue_many(vec![request(WriteKind::Batch(encode_put(b"b", b"2")), 3)])
+            .is_ok());
+        assert_eq!(rx.recv().unwrap(), (3, Ok(0.0)));
+        assert_eq!(read_json(&shared, b"b").as_deref(), Some(&b"2"[..]));
+        release(shared);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_sweep_removes_an_expiry_index_row_too_short_to_index_anything() {
+        let dir = temp_dir("short-row");
+        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
+        {
+            let (_g, mut txn) = shared.store.write_txn().unwrap();
+            shared.store.expiries.put(&mut txn, b"abc", b"").unwrap();
+            txn.commit().unwrap();
+        }
+        let (tx, rx) = mpsc::channel();
+        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
+        for ticket in [1, 2] {
+            assert!(shared
+                .enqueue_many(vec![WriteRequest {
+                    kind: WriteKind::Sweep { now: u64::MAX },
+                    durability: Durability::Durable,
+                    reply: Some(Reply {
+                        sink: Arc::clone(&sink),
+                        ticket,
+                    }),
+                }])
+                .is_ok());
+            assert_eq!(rx.recv().unwrap(), (ticket, Ok(0.0)));
+        }
+        let rows = shared
+            .store
+            .read(|txn| Ok(shared.store.expiries.len(txn).unwrap()))
+            .unwrap();
+        assert_eq!(rows, 0);
+        release(shared);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn two_acquires_share_one_store_and_the_last_release_closes_it() {
         let dir = temp_dir("share");
         let a = acquire(&dir, &StoreOptions::default()).unwrap();

@@ -396,17 +396,42 @@ impl Store {
     }
 
     /// Writes a compacted copy of the environment (free pages omitted, pages renumbered) to
-    /// the file `dest`, from one read snapshot. Writers may go on meanwhile.
+    /// the new file `dest`, from one read snapshot, and fsyncs it. Writers may go on
+    /// meanwhile. An existing `dest` (this cache's own `data.mdb` included) is refused, never
+    /// truncated.
     pub fn copy_compacted(&self, dest: &Path) -> CacheResult<()> {
-        let _shared = self.map_lock.read();
-        self.env
-            .copy_to_path(dest, heed::CompactionOption::Enabled)
-            .map(drop)
-            .map_err(|e| CacheError::from_heed(e, dest))
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => CacheError::DestinationExists {
+                    path: dest.to_path_buf(),
+                },
+                _ => CacheError::from_io(e, dest),
+            })?;
+        let copied = {
+            let _shared = self.map_lock.read();
+            self.env
+                .copy_to_file(&mut file, heed::CompactionOption::Enabled)
+                .map_err(|e| CacheError::from_heed(e, dest))
+        }
+        .and_then(|()| file.sync_all().map_err(|e| CacheError::from_io(e, dest)));
+        if copied.is_err() {
+            drop(file);
+            let _ = std::fs::remove_file(dest);
+        }
+        copied
     }
 
     pub fn stats(&self) -> CacheResult<StoreStats> {
-        let info = self.env.info();
+        // Both read the meta pages inside the map, which another thread may be remapping:
+        // hold `map_lock` shared, as transactions do (not around `read`, which takes it).
+        let info = {
+            let _shared = self.map_lock.read();
+            self.env.info()
+        };
         // The main database also holds the records of our two named databases.
         let entries = self
             .read(|txn| self.entries.len(txn).map_err(|e| self.heed_error(e)))?
@@ -438,7 +463,10 @@ impl Store {
             Ok((entries.saturating_sub(expired), expired, held))
         })?;
         let used_pages = info.last_page_number as u64 + 1;
-        let page_size = self.env.unnamed_database_stat().page_size as u64;
+        let page_size = {
+            let _shared = self.map_lock.read();
+            self.env.unnamed_database_stat().page_size as u64
+        };
         let file_size = std::fs::metadata(self.path.join("data.mdb"))
             .map(|m| m.len())
             .unwrap_or(0);
