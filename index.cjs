@@ -119,6 +119,9 @@ function onWritesDone(tickets, values, failures) {
 }
 
 const { scratch, layout: L, hot } = binding.init(onWritesDone)
+// Native code writes into this memory for the life of the thread: it must never be detached
+// (a transfer through postMessage or structuredClone copies it instead).
+require('node:worker_threads').markAsUntransferable(scratch.buffer)
 const ctl = new Float64Array(scratch.buffer, scratch.byteOffset, L.CTL_SLOTS)
 const KEY_OFFSET = L.KEY_OFFSET
 const KEY_CAPACITY = L.KEY_CAPACITY
@@ -180,12 +183,26 @@ function describe(value) {
 }
 
 /** JSON text of a value, or undefined for values JSON leaves out (undefined, functions). */
+// A value is read back as one JS string made from its UTF-8 bytes, so more UTF-8 bytes than
+// the longest string V8 makes could be stored but never read.
+const MAX_VALUE_BYTES = require('node:buffer').constants.MAX_STRING_LENGTH
+
 function encodeValue(value) {
+  let json
   try {
-    return JSON.stringify(value)
+    json = JSON.stringify(value)
   } catch (cause) {
     throw codedError(TypeError, 'ERR_INVALID_VALUE', `the value cannot be stored as JSON: ${cause.message}`, cause)
   }
+  // At most 3 UTF-8 bytes per UTF-16 unit: only very long texts need counting.
+  if (json !== undefined && json.length > MAX_VALUE_BYTES / 3 && Buffer.byteLength(json) > MAX_VALUE_BYTES) {
+    throw codedError(
+      RangeError,
+      'ERR_INVALID_VALUE',
+      `the value's JSON is ${Buffer.byteLength(json)} bytes of UTF-8, more than the ${MAX_VALUE_BYTES} a read can turn back into a string`,
+    )
+  }
+  return json
 }
 
 function expiryFor(ttlMs, now) {
@@ -212,10 +229,14 @@ let flushLength = 4
 let flushTickets = []
 let flushScheduled = false
 
+// Lengths in a request are u32 (src/writer.rs), and one Buffer holds the requests of a turn.
+const MAX_REQUEST_BYTES = Math.min(0xffffffff, require('node:buffer').constants.MAX_LENGTH) - 1024 * 1024
+
 function reserveFlush(bytes) {
+  if (flushLength + bytes > MAX_REQUEST_BYTES) flushWrites() // send what is there first
   const needed = flushLength + bytes
   if (flushBuffer.length < needed) {
-    const bigger = Buffer.allocUnsafeSlow(Math.max(needed, flushBuffer.length * 2))
+    const bigger = Buffer.allocUnsafeSlow(Math.min(Math.max(needed, flushBuffer.length * 2), MAX_REQUEST_BYTES + 1024 * 1024))
     flushBuffer.copy(bigger, 0, 0, flushLength)
     flushBuffer = bigger
   }
@@ -244,6 +265,16 @@ function flushWrites() {
 /** Upper bound of an op's encoded size. */
 function opBound(prefix, key, json) {
   return 18 + prefix.length + key.length * 3 + (json === undefined ? 0 : 4 + json.length * 3)
+}
+
+/** The encoded size of ops, counted exactly (for huge writes only: it walks every string). */
+function exactOpsBytes(view, ops) {
+  let bytes = 4
+  for (const op of ops) {
+    const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
+    bytes += 18 + prefix.length + Buffer.byteLength(op.key) + (op.json === undefined ? 0 : 4 + Buffer.byteLength(op.json))
+  }
+  return bytes
 }
 
 function opsBound(view, ops) {
@@ -293,9 +324,15 @@ class HandleState {
 
   /** Queues one request; `ops` for a batch (null for a sweep). Settles after its commit. */
   submit(kind, view, ops, now) {
+    let bytes = REQUEST_HEADER_BYTES + (ops === null ? 0 : opsBound(view, ops))
+    // The bound counts 3 bytes per UTF-16 unit; past what one request may hold, count exactly.
+    if (bytes > MAX_REQUEST_BYTES) bytes = REQUEST_HEADER_BYTES + exactOpsBytes(view, ops)
+    if (bytes > MAX_REQUEST_BYTES) {
+      throw codedError(RangeError, 'ERR_INVALID_VALUE', `a write of ${bytes} bytes is larger than the ${MAX_REQUEST_BYTES} one request may hold`)
+    }
     const ticket = nextTicket
     nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
-    const buf = reserveFlush(REQUEST_HEADER_BYTES + (ops === null ? 0 : opsBound(view, ops)))
+    const buf = reserveFlush(bytes)
     const start = flushLength
     buf.writeUInt32LE(this.id, start)
     buf.writeUInt32LE(ticket, start + 4)
@@ -835,6 +872,9 @@ async function openLmdbCache(opts) {
   }
   if (typeof opts.path !== 'string' || opts.path === '') {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `options.path must be a non-empty string, got ${describe(opts.path)}`)
+  }
+  if (opts.path.includes('\0')) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'options.path must not contain a NUL character')
   }
   const namespace = opts.namespace === undefined ? '' : opts.namespace
   if (typeof namespace !== 'string') {

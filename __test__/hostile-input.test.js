@@ -610,3 +610,35 @@ test('a mapSize beyond the address space is refused as an invalid option and the
     await cache.close()
   })
 })
+
+test('a path holding a NUL character is refused with ERR_INVALID_OPTIONS', async () => {
+  await withTemp(async (dir) => {
+    await assert.rejects(openLmdbCache({ path: path.join(dir, 'a\0b') }), { code: 'ERR_INVALID_OPTIONS' })
+    assert.deepEqual(fs.readdirSync(dir), [])
+  })
+})
+
+test('the buffer native code shares with JS cannot be detached by user code that gets hold of it', async () => {
+  await withCache(async (cache) => {
+    await cache.set('k', 'v'.repeat(300))
+    // Code that patches Buffer.prototype sees the shared scratch buffer pass by.
+    let captured = null
+    const original = Buffer.prototype.utf8Write
+    Buffer.prototype.utf8Write = function (...args) {
+      if (this.length > 65536) captured = this
+      return original.apply(this, args)
+    }
+    try {
+      await cache.get('\u00e9')
+    } finally {
+      Buffer.prototype.utf8Write = original
+    }
+    assert.ok(captured !== null, 'the patch saw the scratch buffer')
+    const length = captured.length
+    // Transferring it would free its memory under native code; it is copied instead.
+    const copy = structuredClone(captured.buffer, { transfer: [captured.buffer] })
+    assert.equal(captured.length, length, 'still attached')
+    assert.equal(copy.byteLength, captured.buffer.byteLength)
+    assert.equal(await cache.get('k'), 'v'.repeat(300))
+  })
+})
