@@ -182,7 +182,7 @@ fn record_decode_survives_huge_declared_key_lengths() {
                     bytes.extend_from_slice(&42u64.to_le_bytes());
                 }
                 bytes.extend_from_slice(&declared.to_le_bytes());
-                bytes.extend(std::iter::repeat(b'k').take(tail));
+                bytes.extend(std::iter::repeat_n(b'k', tail));
                 check_record(&bytes);
                 // Truncations of it, down to nothing.
                 for cut in 0..bytes.len() {

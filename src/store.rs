@@ -971,7 +971,10 @@ mod tests {
     /// cost of the N-API layer is known by difference. Not a correctness test; run with
     /// `cargo test --release core_micro_benchmark -- --ignored --nocapture`.
     /// Writes `(full key, expiry, json)` records straight into the entries database.
-    fn put_records(store: &Store, records: &[(&[u8], Option<u64>, Option<&[u8]>)]) {
+    /// A record to write directly: full key, expiry, JSON (None: a stored undefined).
+    type TestRecord<'a> = (&'a [u8], Option<u64>, Option<&'a [u8]>);
+
+    fn put_records(store: &Store, records: &[TestRecord<'_>]) {
         let (_g, mut txn) = store.write_txn().unwrap();
         for (full, expiry, json) in records {
             let stored = StoredKey::encode(full);
@@ -1003,7 +1006,7 @@ mod tests {
         let tails = ["7", "0", "5", "2", "", "6", "1", "3", "4", "10", "00"];
         let group: Vec<Vec<u8>> = tails.iter().map(|t| long(&format!("x{t}"))).collect();
         let (gone, undefined) = (long("x8"), long("x9"));
-        let mut records: Vec<(&[u8], Option<u64>, Option<&[u8]>)> = group
+        let mut records: Vec<TestRecord<'_>> = group
             .iter()
             .map(|k| (&k[..], None, Some(b"1".as_slice())))
             .collect();
@@ -1109,7 +1112,7 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..skipped_total)
             .map(|i| format!("p:{i:08}").into_bytes())
             .collect();
-        let mut records: Vec<(&[u8], Option<u64>, Option<&[u8]>)> = keys
+        let mut records: Vec<TestRecord<'_>> = keys
             .iter()
             .enumerate()
             .map(|(i, k)| {
