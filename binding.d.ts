@@ -34,7 +34,7 @@ export declare function countPage(handle: number, prefix: Uint8Array, lower: Uin
  * request's result arrives through `onWritesDone` with its ticket, failures included (a
  * handle closed meanwhile gets ERR_CACHE_CLOSED there).
  */
-export declare function enqueueRequests(flush: Uint8Array): void
+export declare function enqueueRequests(flush: Uint8Array, port: number): void
 
 /**
  * One page of `entries()`: live entries whose full key starts with `prefix` and lies within
@@ -55,7 +55,7 @@ export declare function expireKey(handle: number, key: Uint8Array, now: number):
  * Sets up this JS thread: creates the scratch buffer and the completion port, registers the
  * raw hot-path functions on `exports`, and returns the layout constants.
  */
-export declare function init(onWritesDone: (arg0: Uint32Array, arg1: Float64Array, arg2: Array<unknown>) => void): { scratch: Buffer; layout: Record<string, number> }
+export declare function init(onWritesDone: (arg0: Uint32Array, arg1: Float64Array, arg2: Array<unknown>) => void): { scratch: Buffer; layout: Record<string, number>; hot: Record<string, Function>; port: number }
 
 /** Same as the raw `lookup`, for keys too long for the scratch buffer. */
 export declare function lookupKey(handle: number, key: Uint8Array, wantValue: boolean): number

@@ -118,7 +118,9 @@ function onWritesDone(tickets, values, failures) {
   if (pending.size === 0) hot.releaseLoop()
 }
 
-const { scratch, layout: L, hot } = binding.init(onWritesDone)
+// `port` names this copy of the module's completion callback: a test runner that loads the
+// module again (a fresh registry per test file) gets a second port on the same thread.
+const { scratch, layout: L, hot, port: completionPort } = binding.init(onWritesDone)
 // Native code writes into this memory for the life of the thread: it must never be detached
 // (a transfer through postMessage or structuredClone copies it instead).
 require('node:worker_threads').markAsUntransferable(scratch.buffer)
@@ -252,7 +254,7 @@ function flushWrites() {
   flushTickets = []
   flushLength = 4
   try {
-    binding.enqueueRequests(bytes)
+    binding.enqueueRequests(bytes, completionPort)
   } catch (error) {
     // Only an internal fault gets here; fail the requests rather than leave them pending.
     const failures = []

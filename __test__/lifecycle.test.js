@@ -79,3 +79,37 @@ test('opening 2,000 handles four at a time and closing them with writes in fligh
 test('worker threads that exit or are terminated with writes in flight leak nothing and lose no closed write', { timeout: 120_000 }, () => {
   assertNoLeak(runScenario('workers', 100))
 })
+
+test('the module loaded twice on one thread (a fresh module registry, as test runners make) works in both copies, and the process still exits', () => {
+  const index = fileURLToPath(new URL('../index.cjs', import.meta.url))
+  const root = path.dirname(index)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-reload-'))
+  const script = `
+    const first = require(${JSON.stringify(index)})
+    for (const key of Object.keys(require.cache)) if (key.startsWith(${JSON.stringify(root + path.sep)})) delete require.cache[key]
+    const second = require(${JSON.stringify(index)})
+    ;(async () => {
+      if (first === second) throw new Error('the module was not loaded again')
+      const a = await first.openLmdbCache({ path: ${JSON.stringify(dir)} })
+      const b = await second.openLmdbCache({ path: ${JSON.stringify(dir)} })
+      // Writes from both copies in one turn: each copy's promises must settle, in order.
+      const pending = []
+      for (let i = 0; i < 200; i++) pending.push((i % 2 ? a : b).set('k' + (i % 10), i))
+      await Promise.all(pending)
+      const seen = []
+      for (let k = 0; k < 10; k++) seen.push([await a.get('k' + k), await b.get('k' + k)])
+      await a.close()
+      await b.set('after', 1)
+      console.log(JSON.stringify({ seen, after: await b.get('after') }))
+      await b.close()
+    })().catch((error) => { console.error(error); process.exitCode = 1 })
+  `
+  try {
+    const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 })
+    const { seen, after } = JSON.parse(out)
+    assert.deepEqual(seen, Array.from({ length: 10 }, (_, k) => [190 + k, 190 + k]))
+    assert.equal(after, 1)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -101,7 +101,10 @@ struct ThreadState {
     /// page cost more (page faults on new memory) than scanning the page.
     page_out: Vec<u8>,
     last_error: Option<CacheError>,
-    port: Arc<CompletionPort>,
+    /// One per `init()` call on this thread: each loaded copy of `index.cjs` (a test runner
+    /// may load the module again with a fresh registry) gets its completions delivered to its
+    /// own callback. Indexed by the port number `init()` returned.
+    ports: Vec<Arc<CompletionPort>>,
 }
 
 thread_local! {
@@ -109,6 +112,14 @@ thread_local! {
 }
 
 impl ThreadState {
+    fn port(&self, number: usize) -> CacheResult<&Arc<CompletionPort>> {
+        self.ports
+            .get(number)
+            .ok_or_else(|| CacheError::InvalidRequest {
+                detail: format!("no completion port {number} on this thread"),
+            })
+    }
+
     fn handle(&self, id: u32) -> CacheResult<&Handle> {
         match self.handles.get((id & 0xffff) as usize) {
             Some(Some(h)) if h.id == id => Ok(h),
@@ -317,41 +328,59 @@ fn parse_durability(code: u32) -> CacheResult<Durability> {
 
 /// Sets up this JS thread: creates the scratch buffer and the completion port, registers the
 /// raw hot-path functions on `exports`, and returns the layout constants.
-#[napi(ts_return_type = "{ scratch: Buffer; layout: Record<string, number> }")]
+#[napi(ts_return_type = "{ scratch: Buffer; layout: Record<string, number>; hot: Record<string, Function>; port: number }")]
 pub fn init<'env>(
     env: &'env Env,
     on_writes_done: Function<FnArgs<(Uint32Array, Float64Array, Vec<Unknown>)>, ()>,
 ) -> Result<Object<'env>> {
     let raw_env = env.raw();
     let mut result = Object::new(env)?;
-    let already = THREAD.with(|cell| cell.borrow().is_some());
-    if already {
-        return Err(Error::new(
-            Status::InvalidArg,
-            "init() was already called on this thread",
-        ));
-    }
+    let first = THREAD.with(|cell| cell.borrow().is_none());
 
     let mut data: *mut c_void = ptr::null_mut();
     let mut buffer: sys::napi_value = ptr::null_mut();
     let mut scratch_ref: sys::napi_ref = ptr::null_mut();
     let mut tsfn: sys::napi_threadsafe_function = ptr::null_mut();
     let name = env.create_string("lmdb-cache completions")?;
-    // SAFETY: plain N-API calls on the current env with out-pointers to locals; the buffer is
-    // pinned by a strong reference until the env cleanup hook deletes it.
+    if first {
+        // SAFETY: plain N-API calls on the current env with out-pointers to locals; the buffer
+        // is pinned by a strong reference for the life of the env.
+        unsafe {
+            check(sys::napi_create_buffer(
+                raw_env,
+                SCRATCH_LEN,
+                &mut data,
+                &mut buffer,
+            ))?;
+            check(sys::napi_create_reference(
+                raw_env,
+                buffer,
+                1,
+                &mut scratch_ref,
+            ))?;
+            // Once per env: N-API forbids adding the same hook twice.
+            check(sys::napi_add_env_cleanup_hook(
+                raw_env,
+                Some(tear_down_thread),
+                ptr::null_mut(),
+            ))?;
+        }
+    } else {
+        let existing = THREAD.with(|cell| cell.borrow().as_ref().map(|t| t.scratch_ref));
+        if let Some(existing) = existing {
+            // SAFETY: the reference was created on this env by the first init() and is never
+            // deleted while the env lives.
+            unsafe {
+                check(sys::napi_get_reference_value(
+                    raw_env,
+                    existing,
+                    &mut buffer,
+                ))?
+            };
+        }
+    }
+    // SAFETY: plain N-API calls on the current env with out-pointers to locals.
     unsafe {
-        check(sys::napi_create_buffer(
-            raw_env,
-            SCRATCH_LEN,
-            &mut data,
-            &mut buffer,
-        ))?;
-        check(sys::napi_create_reference(
-            raw_env,
-            buffer,
-            1,
-            &mut scratch_ref,
-        ))?;
         check(sys::napi_create_threadsafe_function(
             raw_env,
             on_writes_done.raw(),
@@ -367,14 +396,13 @@ pub fn init<'env>(
         ))?;
         // Pending writes keep the loop alive only while JS holds it (holdLoop/releaseLoop).
         check(sys::napi_unref_threadsafe_function(raw_env, tsfn))?;
-        check(sys::napi_add_env_cleanup_hook(
-            raw_env,
-            Some(tear_down_thread),
-            ptr::null_mut(),
-        ))?;
     }
-    THREAD.with(|cell| {
-        *cell.borrow_mut() = Some(ThreadState {
+    let port = Arc::new(CompletionPort {
+        tsfn: Mutex::new(Some(TsfnPtr(tsfn))),
+    });
+    let port_number = THREAD.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let state = cell.get_or_insert_with(|| ThreadState {
             handles: Vec::new(),
             generations: Vec::new(),
             scratch: data.cast(),
@@ -382,10 +410,10 @@ pub fn init<'env>(
             large_value: None,
             page_out: Vec::new(),
             last_error: None,
-            port: Arc::new(CompletionPort {
-                tsfn: Mutex::new(Some(TsfnPtr(tsfn))),
-            }),
-        })
+            ports: Vec::new(),
+        });
+        state.ports.push(port);
+        state.ports.len() - 1
     });
 
     let mut hot = Object::new(env)?;
@@ -396,7 +424,8 @@ pub fn init<'env>(
         ("holdLoop", hold_loop_raw),
         ("releaseLoop", release_loop_raw),
     ] {
-        hot.set_named_property(name, raw_function(raw_env, name, cb)?)?;
+        // The loop functions act on this init()'s port, passed as the function's data.
+        hot.set_named_property(name, raw_function(raw_env, name, cb, port_number)?)?;
     }
     let mut layout = Object::new(env)?;
     for (name, value) in [
@@ -430,6 +459,7 @@ pub fn init<'env>(
     result.set_named_property("scratch", buffer_value)?;
     result.set_named_property("layout", layout)?;
     result.set_named_property("hot", hot)?;
+    result.set_named_property("port", port_number as u32)?;
     Ok(result)
 }
 
@@ -446,16 +476,23 @@ fn check(status: sys::napi_status) -> Result<()> {
 
 type RawCallback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
-fn raw_function(env: sys::napi_env, name: &str, cb: RawCallback) -> Result<Unknown<'static>> {
+/// A function calling `cb` with `data` (a number, not a pointer) as its callback data.
+fn raw_function(
+    env: sys::napi_env,
+    name: &str,
+    cb: RawCallback,
+    data: usize,
+) -> Result<Unknown<'static>> {
     let mut f = ptr::null_mut();
-    // SAFETY: creates a function on the current env; `name` outlives the call.
+    // SAFETY: creates a function on the current env; `name` outlives the call; `data` is an
+    // integer smuggled in the pointer slot and never dereferenced.
     unsafe {
         check(sys::napi_create_function(
             env,
             name.as_ptr().cast(),
             name.len() as isize,
             Some(cb),
-            ptr::null_mut(),
+            data as *mut c_void,
             &mut f,
         ))?;
         Ok(Unknown::from_raw_unchecked(env, f))
@@ -468,15 +505,17 @@ unsafe extern "C" fn tear_down_thread(_arg: *mut c_void) {
         let Some(state) = THREAD.with(|cell| cell.borrow_mut().take()) else {
             return;
         };
-        if let Some(tsfn) = state.port.tsfn.lock().take() {
-            // SAFETY: the tsfn is alive (it was still stored); after this no thread calls it,
-            // because `complete` only calls what is stored and we just removed it.
-            unsafe {
-                sys::napi_release_threadsafe_function(
-                    tsfn.0,
-                    sys::ThreadsafeFunctionReleaseMode::abort,
-                )
-            };
+        for port in &state.ports {
+            if let Some(tsfn) = port.tsfn.lock().take() {
+                // SAFETY: the tsfn is alive (it was still stored); after this no thread calls
+                // it, because `complete` only calls what is stored and we just removed it.
+                unsafe {
+                    sys::napi_release_threadsafe_function(
+                        tsfn.0,
+                        sys::ThreadsafeFunctionReleaseMode::abort,
+                    )
+                };
+            }
         }
         // The scratch reference is freed with the env itself; the buffer is no longer used.
         let _ = state.scratch_ref;
@@ -543,7 +582,7 @@ fn settle(status: std::thread::Result<CacheResult<i32>>) -> i32 {
 /// without initialising a thread.
 #[napi(module_exports)]
 pub fn register_module_level(mut exports: Object, env: Env) -> Result<()> {
-    exports.set_named_property("noop", raw_function(env.raw(), "noop", noop_raw)?)?;
+    exports.set_named_property("noop", raw_function(env.raw(), "noop", noop_raw, 0)?)?;
     Ok(())
 }
 
@@ -555,10 +594,24 @@ unsafe extern "C" fn noop_raw(
     ptr::null_mut()
 }
 
-fn set_loop_hold(env: sys::napi_env, hold: bool) {
+fn set_loop_hold(env: sys::napi_env, info: sys::napi_callback_info, hold: bool) {
+    let mut data: *mut c_void = ptr::null_mut();
+    // SAFETY: reads the callback data of the current call; no arguments are requested.
+    unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut data,
+        )
+    };
+    let port_number = data as usize;
     let _ = catch_unwind(|| {
         let _ = with_thread(|t| {
-            if let Some(tsfn) = t.port.tsfn.lock().as_ref() {
+            let port = t.port(port_number)?;
+            if let Some(tsfn) = port.tsfn.lock().as_ref() {
                 // SAFETY: called on the JS thread that owns the live tsfn.
                 unsafe {
                     if hold {
@@ -576,18 +629,18 @@ fn set_loop_hold(env: sys::napi_env, hold: bool) {
 /// `holdLoop()`: keep the event loop alive while writes are pending.
 unsafe extern "C" fn hold_loop_raw(
     env: sys::napi_env,
-    _info: sys::napi_callback_info,
+    info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    set_loop_hold(env, true);
+    set_loop_hold(env, info, true);
     ptr::null_mut()
 }
 
 /// `releaseLoop()`: no pending writes any more.
 unsafe extern "C" fn release_loop_raw(
     env: sys::napi_env,
-    _info: sys::napi_callback_info,
+    info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    set_loop_hold(env, false);
+    set_loop_hold(env, info, false);
     ptr::null_mut()
 }
 
@@ -712,10 +765,11 @@ pub fn expire_key(handle: u32, key: &[u8], now: f64) -> i32 {
 /// request's result arrives through `onWritesDone` with its ticket, failures included (a
 /// handle closed meanwhile gets ERR_CACHE_CLOSED there).
 #[napi]
-pub fn enqueue_requests(env: Env, flush: &[u8]) {
+pub fn enqueue_requests(env: Env, flush: &[u8], port: u32) {
     let queued = with_thread(|t| {
         let requests = parse_flush(flush)?;
-        let sink: Arc<dyn CompletionSink> = t.port.clone();
+        let port = Arc::clone(t.port(port as usize)?);
+        let sink: Arc<dyn CompletionSink> = port.clone();
         let mut failures = Vec::new();
         let mut by_store: Vec<(Arc<SharedStore>, Vec<WriteRequest>)> = Vec::new();
         for request in requests {
@@ -762,7 +816,7 @@ pub fn enqueue_requests(env: Env, flush: &[u8]) {
             }
         }
         if !failures.is_empty() {
-            t.port.complete(failures);
+            port.complete(failures);
         }
         Ok(())
     });
