@@ -113,3 +113,63 @@ test('the module loaded twice on one thread (a fresh module registry, as test ru
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a second copy of the package in one process refuses a directory the first has open (ERR_OPEN_IN_ANOTHER_COPY)', { skip: process.platform !== 'linux' && 'needs /proc/locks' }, async () => {
+  const root = path.dirname(fileURLToPath(new URL('../index.cjs', import.meta.url)))
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-copy-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-copied-'))
+  try {
+    // A second installed copy: its own files, so Node loads the addon a second time.
+    for (const name of fs.readdirSync(root)) {
+      if (name === 'index.cjs' || name === 'binding.cjs' || name === 'package.json' || name.endsWith('.node')) {
+        fs.copyFileSync(path.join(root, name), path.join(copy, name))
+      }
+    }
+    fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true })
+    const { createRequire } = await import('node:module')
+    const second = createRequire(import.meta.url)(path.join(copy, 'index.cjs'))
+    const first = await import('../index.js')
+    const a = await first.openLmdbCache({ path: dir })
+    await a.set('k', 1)
+    await assert.rejects(second.openLmdbCache({ path: dir }), { code: 'ERR_OPEN_IN_ANOTHER_COPY' })
+    assert.equal(await a.get('k'), 1, 'the first copy is unaffected')
+    await a.close()
+    const b = await second.openLmdbCache({ path: dir })
+    assert.equal(await b.get('k'), 1, 'once the first copy closed it, the second opens it')
+    await b.close()
+  } finally {
+    fs.rmSync(copy, { recursive: true, force: true })
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('two paths to one directory through a bind mount share one environment', async (t) => {
+  const real = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-bind-real-'))
+  const alias = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-bind-alias-'))
+  let mounted = false
+  try {
+    try {
+      execFileSync('mount', ['--bind', real, alias], { stdio: 'ignore' })
+      mounted = true
+    } catch {
+      t.skip('cannot bind-mount here (needs root and mount permission)')
+      return
+    }
+    const { openLmdbCache, cacheStats } = await import('../index.js')
+    const a = await openLmdbCache({ path: real })
+    const b = await openLmdbCache({ path: alias })
+    await b.set('k', 1)
+    assert.equal(await a.get('k'), 1)
+    const stores = () => fs.readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => l.split(/\s+/).includes(String(process.pid))).length
+    const held = stores()
+    await b.close()
+    assert.equal(stores(), held, "closing one path's handle keeps the process's LMDB file locks")
+    await a.set('k2', 2)
+    assert.equal((await cacheStats(a)).entries, 2)
+    await a.close()
+  } finally {
+    if (mounted) execFileSync('umount', [alias], { stdio: 'ignore' })
+    fs.rmSync(alias, { recursive: true, force: true })
+    fs.rmSync(real, { recursive: true, force: true })
+  }
+})

@@ -326,9 +326,12 @@ fn parse_durability(code: u32) -> CacheResult<Durability> {
     }
 }
 
-/// Sets up this JS thread: creates the scratch buffer and the completion port, registers the
-/// raw hot-path functions on `exports`, and returns the layout constants.
-#[napi(ts_return_type = "{ scratch: Buffer; layout: Record<string, number>; hot: Record<string, Function>; port: number }")]
+/// Sets up this JS thread for one copy of `index.cjs`: creates the thread's scratch buffer
+/// (first call only) and a completion port for `on_writes_done`, and returns them with the
+/// raw hot-path functions, the layout constants and the port's number.
+#[napi(
+    ts_return_type = "{ scratch: Buffer; layout: Record<string, number>; hot: Record<string, Function>; port: number }"
+)]
 pub fn init<'env>(
     env: &'env Env,
     on_writes_done: Function<FnArgs<(Uint32Array, Float64Array, Vec<Unknown>)>, ()>,

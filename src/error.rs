@@ -40,6 +40,8 @@ pub enum CacheError {
     TooManyHandles { limit: u32 },
     /// A copy's destination file already exists; it was left as it was.
     DestinationExists { path: PathBuf },
+    /// Another copy of this addon in the process has the directory's environment open.
+    OpenInAnotherCopy { path: PathBuf },
 }
 
 impl CacheError {
@@ -61,6 +63,7 @@ impl CacheError {
             CacheError::Internal { .. } => "ERR_INTERNAL",
             CacheError::TooManyHandles { .. } => "ERR_TOO_MANY_HANDLES",
             CacheError::DestinationExists { .. } => "ERR_DESTINATION_EXISTS",
+            CacheError::OpenInAnotherCopy { .. } => "ERR_OPEN_IN_ANOTHER_COPY",
         }
     }
 
@@ -159,6 +162,14 @@ impl fmt::Display for CacheError {
             CacheError::DestinationExists { path } => write!(
                 f,
                 "{} already exists; a copy is only written to a new file",
+                path.display()
+            ),
+            CacheError::OpenInAnotherCopy { path } => write!(
+                f,
+                "{} is open in another copy of @promethean/lmdb-cache loaded in this process; \
+                 LMDB allows one environment per file per process (closing either would drop \
+                 the other's file locks): load one copy of the package (deduplicate \
+                 node_modules)",
                 path.display()
             ),
         }

@@ -46,9 +46,69 @@ impl SharedStore {
 }
 
 struct Entry {
-    path: PathBuf,
+    id: DirId,
     shared: Arc<SharedStore>,
     handles: usize,
+}
+
+/// What makes two opens the same environment. LMDB's rule is one environment per file per
+/// process (closing a second one drops the process's fcntl locks on `lock.mdb` while the
+/// first still uses it), so on Unix the directory's device and inode decide: a bind mount or
+/// any other second path to it joins the open environment. Elsewhere the canonical path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DirId {
+    #[cfg(unix)]
+    Inode { dev: u64, ino: u64 },
+    #[cfg(not(unix))]
+    Path(PathBuf),
+}
+
+fn dir_id(canonical: &Path) -> CacheResult<DirId> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(canonical).map_err(|e| CacheError::from_io(e, canonical))?;
+        Ok(DirId::Inode {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(DirId::Path(canonical.to_path_buf()))
+    }
+}
+
+/// Whether this process already holds LMDB's lock on `dir/lock.mdb` although this registry has
+/// no environment there: another copy of this addon (a second copy of the package in
+/// `node_modules`) has it open. Linux only (`/proc/locks`); elsewhere `false`.
+fn locked_by_another_copy(dir: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(dir.join("lock.mdb")) else {
+            return false;
+        };
+        let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+            return false;
+        };
+        let dev = meta.dev();
+        // glibc's major()/minor() of a dev_t, as /proc/locks prints them (hex).
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+        let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+        let pid = std::process::id().to_string();
+        locks.lines().any(|line| {
+            // "1: POSIX  ADVISORY  READ 1234 08:01:5678 0 0" ("->" marks waiters).
+            let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+            fields.len() >= 6 && fields[1] == "POSIX" && fields[4] == pid && fields[5] == wanted
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        false
+    }
 }
 
 static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
@@ -56,11 +116,15 @@ static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 /// Opens (or joins) the store at `path`, creating the directory if needed.
 pub fn acquire(path: &Path, opts: &StoreOptions) -> CacheResult<Arc<SharedStore>> {
     let canonical = prepare_directory(path)?;
+    let id = dir_id(&canonical)?;
     let mut registry = REGISTRY.lock();
-    if let Some(entry) = registry.iter_mut().find(|e| e.path == canonical) {
+    if let Some(entry) = registry.iter_mut().find(|e| e.id == id) {
         entry.handles += 1;
         entry.shared.store.raise_max_map_size(opts.max_map_size);
         return Ok(Arc::clone(&entry.shared));
+    }
+    if locked_by_another_copy(&canonical) {
+        return Err(CacheError::OpenInAnotherCopy { path: canonical });
     }
     let store = Arc::new(Store::open(&canonical, opts)?);
     let queue = Arc::new(WriteQueue::default());
@@ -72,7 +136,7 @@ pub fn acquire(path: &Path, opts: &StoreOptions) -> CacheResult<Arc<SharedStore>
         writer: Mutex::new(Some(writer)),
     });
     registry.push(Entry {
-        path: canonical,
+        id,
         shared: Arc::clone(&shared),
         handles: 1,
     });
