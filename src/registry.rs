@@ -351,11 +351,7 @@ mod tests {
     }
 
     fn open_store_count_for(dir: &Path) -> usize {
-        let canonical = std::fs::canonicalize(dir).unwrap();
-        REGISTRY
-            .lock()
-            .iter()
-            .filter(|e| e.path == canonical)
-            .count()
+        let id = dir_id(&std::fs::canonicalize(dir).unwrap()).unwrap();
+        REGISTRY.lock().iter().filter(|e| e.id == id).count()
     }
 }
