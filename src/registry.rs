@@ -300,6 +300,70 @@ mod tests {
     }
 
     #[test]
+    fn an_undecodable_record_fails_reads_naming_its_key_and_a_set_or_del_of_that_key_repairs_it() {
+        use crate::keys::StoredKey;
+        let dir = temp_dir("corrupt");
+        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
+        let corrupt = |key: &[u8]| {
+            let (_g, mut txn) = shared.store.write_txn().unwrap();
+            let stored = StoredKey::encode(key);
+            shared
+                .store
+                .entries
+                .put(&mut txn, stored.as_bytes(), b"\xff\xff")
+                .unwrap();
+            txn.commit().unwrap();
+        };
+        let (tx, rx) = mpsc::channel();
+        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
+        let run = |kind, ticket| {
+            assert!(shared
+                .enqueue_many(vec![WriteRequest {
+                    kind,
+                    durability: Durability::Durable,
+                    reply: Some(Reply {
+                        sink: Arc::clone(&sink),
+                        ticket,
+                    }),
+                }])
+                .is_ok());
+            rx.recv().unwrap()
+        };
+        corrupt(b"bad");
+        let read = shared.store.lookup(b"bad", |_| ());
+        assert!(
+            matches!(&read, Err(CacheError::CorruptRecord { detail }) if detail.contains("\"bad\"")),
+            "{read:?}"
+        );
+        assert_eq!(
+            run(WriteKind::Sweep { now: u64::MAX }, 1),
+            (1, Ok(0.0)),
+            "a sweep passes it by"
+        );
+        assert_eq!(
+            run(WriteKind::Batch(encode_put(b"bad", b"1")), 2),
+            (2, Ok(0.0))
+        );
+        assert_eq!(
+            read_json(&shared, b"bad").as_deref(),
+            Some(&b"1"[..]),
+            "overwritten"
+        );
+        corrupt(b"bad");
+        let mut del = 1u32.to_le_bytes().to_vec();
+        del.extend_from_slice(&[2, 0]);
+        del.extend_from_slice(&3u32.to_le_bytes());
+        del.extend_from_slice(b"bad");
+        assert_eq!(run(WriteKind::Batch(del), 3), (3, Ok(0.0)));
+        assert!(
+            shared.store.lookup(b"bad", |r| r.is_none()).unwrap(),
+            "deleted"
+        );
+        release(shared);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn two_acquires_share_one_store_and_the_last_release_closes_it() {
         let dir = temp_dir("share");
         let a = acquire(&dir, &StoreOptions::default()).unwrap();

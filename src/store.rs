@@ -181,7 +181,7 @@ impl Store {
             let record = match raw {
                 None => None,
                 Some(bytes) => {
-                    let record = Record::decode(bytes)?;
+                    let record = Record::decode(bytes).map_err(|e| naming_key(e, full_key))?;
                     // A long key's slot may hold a different key with the same hash.
                     if stored.is_long() && record.full_key != Some(full_key) {
                         None
@@ -562,7 +562,7 @@ impl PageWriter<'_> {
                 continue;
             };
             if let StoredKind::Direct(full_key) = kind {
-                let record = Record::decode(bytes)?;
+                let record = Record::decode(bytes).map_err(|e| naming_key(e, full_key))?;
                 if let Some(end) =
                     self.visit(stored, full_key, &record, &done, scan.range, false)?
                 {
@@ -696,11 +696,26 @@ impl PageWriter<'_> {
     }
 }
 
+/// Names the key of an undecodable record in the error, so that the caller can repair it
+/// (a `set` or `del` of that key replaces or removes the record).
+fn naming_key(err: CacheError, full_key: &[u8]) -> CacheError {
+    match err {
+        CacheError::CorruptRecord { detail } => CacheError::CorruptRecord {
+            detail: format!(
+                "{detail}, under the key {:?} (set or delete it to repair)",
+                String::from_utf8_lossy(full_key)
+            ),
+        },
+        other => other,
+    }
+}
+
 /// A long-key entry: its stored key, full key (from the record) and record.
 type LongMember<'t> = (&'t [u8], &'t [u8], Record<'t>);
 
 fn long_member<'t>(stored: &'t [u8], bytes: &'t [u8]) -> CacheResult<LongMember<'t>> {
-    let record = Record::decode(bytes)?;
+    let record =
+        Record::decode(bytes).map_err(|e| naming_key(e, &stored[..keys::DIRECT_KEY_MAX]))?;
     let full_key = record.full_key.ok_or_else(|| CacheError::CorruptRecord {
         detail: "long key record without its key".into(),
     })?;

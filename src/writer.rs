@@ -489,6 +489,8 @@ impl Writer {
                             json,
                         } => self.put(txn, full_key, expiry, json)?,
                         Op::Del { full_key } => {
+                            // A record that cannot be decoded is deleted too: deleting it (or
+                            // overwriting it) is how a caller repairs the key.
                             self.delete_if(txn, full_key, |_| true)?;
                         }
                     }
@@ -496,7 +498,8 @@ impl Writer {
                 Ok(0.0)
             }
             WriteKind::DeleteIfExpired { full_key, now } => {
-                let deleted = self.delete_if(txn, full_key, |r| r.is_expired(*now))?;
+                let deleted =
+                    self.delete_if(txn, full_key, |r| r.is_some_and(|r| r.is_expired(*now)))?;
                 Ok(if deleted { 1.0 } else { 0.0 })
             }
             WriteKind::Sweep { now } => self.sweep(txn, *now).map(|n| n as f64),
@@ -520,13 +523,16 @@ impl Writer {
             .map_err(|e| self.classify(e))?;
         match raw {
             None => Ok(None),
-            Some(bytes) => {
-                let record = Record::decode(bytes).map_err(Failure::Request)?;
-                if stored.is_long() && record.full_key != Some(full_key) {
-                    return Err(Failure::Request(CacheError::KeyCollision));
+            // Undecodable (damaged, or not written by this package): overwritten as if absent.
+            // An expiry index row it may have left is harmless: a sweep deletes an entry only
+            // if its record carries that expiry, and drops the row either way.
+            Some(bytes) => match Record::decode(bytes) {
+                Ok(record) if stored.is_long() && record.full_key != Some(full_key) => {
+                    Err(Failure::Request(CacheError::KeyCollision))
                 }
-                Ok(Some(record.expiry))
-            }
+                Ok(record) => Ok(Some(record.expiry)),
+                Err(_) => Ok(None),
+            },
         }
     }
 
@@ -567,12 +573,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes the entry of `full_key` if it exists and `condition` holds for its record.
+    /// Deletes the entry of `full_key` if it exists and `condition` holds for its record
+    /// (`None`: a record that cannot be decoded).
     fn delete_if(
         &self,
         txn: &mut RwTxn<'_>,
         full_key: &[u8],
-        condition: impl Fn(&Record<'_>) -> bool,
+        condition: impl Fn(Option<&Record<'_>>) -> bool,
     ) -> Result<bool, Failure> {
         let stored = StoredKey::encode(full_key);
         let expiry = {
@@ -582,11 +589,18 @@ impl Writer {
                 .get(txn, stored.as_bytes())
                 .map_err(|e| self.classify(e))?;
             let Some(bytes) = raw else { return Ok(false) };
-            let record = Record::decode(bytes).map_err(Failure::Request)?;
-            if (stored.is_long() && record.full_key != Some(full_key)) || !condition(&record) {
-                return Ok(false);
+            match Record::decode(bytes) {
+                Ok(record) => {
+                    if (stored.is_long() && record.full_key != Some(full_key))
+                        || !condition(Some(&record))
+                    {
+                        return Ok(false);
+                    }
+                    record.expiry
+                }
+                Err(_) if condition(None) => None,
+                Err(_) => return Ok(false),
             }
-            record.expiry
         };
         self.store
             .entries
@@ -647,7 +661,8 @@ impl Writer {
                     .map_err(|e| self.classify(e))?
                 {
                     Some(bytes) => {
-                        Record::decode(bytes).map_err(Failure::Request)?.expiry == Some(expiry)
+                        // An undecodable record is left for its key's owner to repair.
+                        Record::decode(bytes).is_ok_and(|r| r.expiry == Some(expiry))
                     }
                     None => false,
                 };
