@@ -52,8 +52,9 @@ export declare function entriesPage(handle: number, prefix: Uint8Array, lower: U
 export declare function expireKey(handle: number, key: Uint8Array, now: number): number
 
 /**
- * Sets up this JS thread: creates the scratch buffer and the completion port, registers the
- * raw hot-path functions on `exports`, and returns the layout constants.
+ * Sets up this JS thread for one copy of `index.cjs`: creates the thread's scratch buffer
+ * (first call only) and a completion port for `on_writes_done`, and returns them with the
+ * raw hot-path functions, the layout constants and the port's number.
  */
 export declare function init(onWritesDone: (arg0: Uint32Array, arg1: Float64Array, arg2: Array<unknown>) => void): { scratch: Buffer; layout: Record<string, number>; hot: Record<string, Function>; port: number }
 

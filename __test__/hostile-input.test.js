@@ -642,3 +642,33 @@ test('the buffer native code shares with JS cannot be detached by user code that
     assert.equal(await cache.get('k'), 'v'.repeat(300))
   })
 })
+
+test('opening a new cache on a full file system fails with ERR_DISK_FULL instead of killing the process', async (t) => {
+  const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-full-'))
+  let mounted = false
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount], { stdio: 'ignore' }).status !== 0) {
+      t.skip('cannot mount a tmpfs here (needs root and mount permission)')
+      return
+    }
+    mounted = true
+    // Fill it, leaving less than a lock file needs.
+    const filler = fs.openSync(path.join(mount, 'filler'), 'w')
+    try {
+      for (;;) fs.writeSync(filler, Buffer.alloc(4096))
+    } catch (error) {
+      assert.equal(error.code, 'ENOSPC')
+    } finally {
+      fs.closeSync(filler)
+    }
+    // In a child: a SIGBUS would kill it.
+    const script = `import(${JSON.stringify(INDEX_URL)}).then(({ openLmdbCache }) => openLmdbCache({ path: ${JSON.stringify(path.join(mount, 'fresh'))} })).then(() => console.log('opened'), (e) => console.log(e.code))`
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(child.signal, null, `the process died of ${child.signal}`)
+    assert.equal(child.stdout.trim(), 'ERR_DISK_FULL', child.stderr)
+    assert.equal(fs.existsSync(path.join(mount, 'fresh', 'lock.mdb')), false)
+  } finally {
+    if (mounted) spawnSync('umount', [mount], { stdio: 'ignore' })
+    fs.rmSync(mount, { recursive: true, force: true })
+  }
+})

@@ -92,6 +92,9 @@ impl Store {
             .max_dbs(8);
         let lock_file = path.join("lock.mdb");
         let lock_existed = lock_file.exists();
+        if !lock_existed {
+            ensure_room_for_lock_file(path, opts.max_readers)?;
+        }
         let env = open_env_retrying(&builder, path)?;
         // A process killed while reading leaves its reader slot behind; free those first.
         env.clear_stale_readers()
@@ -744,6 +747,29 @@ pub fn round_map_size(n: u64) -> u64 {
         .div_ceil(MAP_GRANULE)
         .checked_mul(MAP_GRANULE)
         .unwrap_or(u64::MAX / MAP_GRANULE * MAP_GRANULE)
+}
+
+/// LMDB creates `lock.mdb` sparse (ftruncate) and initialises it through a shared memory
+/// map: on a full file system that write faults with SIGBUS, which kills the process. So
+/// before LMDB creates one, check that the space is there by writing (then removing) a file
+/// of more than its size: 64 bytes per reader slot plus a header, rounded up generously.
+/// (File systems that allocate at write time, as ext4, XFS and tmpfs do, report ENOSPC here.)
+fn ensure_room_for_lock_file(dir: &Path, max_readers: u32) -> CacheResult<()> {
+    let probe = dir.join(format!(".lock-space-{}.tmp", std::process::id()));
+    let bytes = (max_readers as usize).saturating_mul(64) + (64 << 10);
+    let written = std::fs::File::create(&probe).and_then(|mut file| {
+        use std::io::Write;
+        let zeros = vec![0u8; 64 << 10];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(zeros.len());
+            file.write_all(&zeros[..n])?;
+            left -= n;
+        }
+        Ok(())
+    });
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| CacheError::from_io(e, dir))
 }
 
 fn open_env_retrying(
