@@ -205,6 +205,48 @@ mod tests {
         }
     }
 
+    /// Sends requests to a store's writer and receives their completions.
+    struct Replies {
+        sink: Arc<dyn CompletionSink>,
+        rx: mpsc::Receiver<(u32, CacheResult<f64>)>,
+    }
+
+    impl Replies {
+        fn new() -> Replies {
+            let (tx, rx) = mpsc::channel();
+            Replies {
+                sink: Arc::new(ChannelSink(Mutex::new(tx))),
+                rx,
+            }
+        }
+
+        fn request(&self, kind: WriteKind, ticket: u32) -> WriteRequest {
+            WriteRequest {
+                kind,
+                durability: Durability::Durable,
+                reply: Some(Reply {
+                    sink: Arc::clone(&self.sink),
+                    ticket,
+                }),
+            }
+        }
+
+        /// Queues `kinds` as one group (tickets 1, 2, ...) and returns their completions in
+        /// ticket order.
+        fn run(&self, shared: &SharedStore, kinds: Vec<WriteKind>) -> Vec<CacheResult<f64>> {
+            let n = kinds.len();
+            let group = kinds
+                .into_iter()
+                .zip(1..)
+                .map(|(kind, ticket)| self.request(kind, ticket))
+                .collect();
+            assert!(shared.enqueue_many(group).is_ok());
+            let mut done: Vec<_> = (0..n).map(|_| self.rx.recv().unwrap()).collect();
+            done.sort_by_key(|(ticket, _)| *ticket);
+            done.into_iter().map(|(_, result)| result).collect()
+        }
+    }
+
     fn encode_put(key: &[u8], json: &[u8]) -> Vec<u8> {
         let mut b = 1u32.to_le_bytes().to_vec();
         b.extend_from_slice(&[1, 0]);
@@ -226,26 +268,16 @@ mod tests {
     fn a_panic_in_the_writer_fails_its_group_with_err_internal_and_later_writes_still_land() {
         let dir = temp_dir("panic");
         let shared = acquire(&dir, &StoreOptions::default()).unwrap();
-        let (tx, rx) = mpsc::channel();
-        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
-        let request = |kind, ticket| WriteRequest {
-            kind,
-            durability: Durability::Durable,
-            reply: Some(Reply {
-                sink: Arc::clone(&sink),
-                ticket,
-            }),
-        };
+        let replies = Replies::new();
         // One group: a put, then a request that panics; the whole group fails, nothing lands.
-        assert!(shared
-            .enqueue_many(vec![
-                request(WriteKind::Batch(encode_put(b"a", b"1")), 1),
-                request(WriteKind::PanicForTest, 2),
-            ])
-            .is_ok());
-        let mut failed = vec![rx.recv().unwrap(), rx.recv().unwrap()];
-        failed.sort_by_key(|(ticket, _)| *ticket);
-        for (_, result) in &failed {
+        let failed = replies.run(
+            &shared,
+            vec![
+                WriteKind::Batch(encode_put(b"a", b"1")),
+                WriteKind::PanicForTest,
+            ],
+        );
+        for result in &failed {
             assert!(
                 matches!(result, Err(CacheError::Internal { detail }) if detail.contains("as the test asked")),
                 "{result:?}"
@@ -257,10 +289,8 @@ mod tests {
             "the group's transaction was aborted"
         );
         // The writer thread lives on.
-        assert!(shared
-            .enqueue_many(vec![request(WriteKind::Batch(encode_put(b"b", b"2")), 3)])
-            .is_ok());
-        assert_eq!(rx.recv().unwrap(), (3, Ok(0.0)));
+        let done = replies.run(&shared, vec![WriteKind::Batch(encode_put(b"b", b"2"))]);
+        assert_eq!(done, vec![Ok(0.0)]);
         assert_eq!(read_json(&shared, b"b").as_deref(), Some(&b"2"[..]));
         release(shared);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -275,20 +305,10 @@ mod tests {
             shared.store.expiries.put(&mut txn, b"abc", b"").unwrap();
             txn.commit().unwrap();
         }
-        let (tx, rx) = mpsc::channel();
-        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
-        for ticket in [1, 2] {
-            assert!(shared
-                .enqueue_many(vec![WriteRequest {
-                    kind: WriteKind::Sweep { now: u64::MAX },
-                    durability: Durability::Durable,
-                    reply: Some(Reply {
-                        sink: Arc::clone(&sink),
-                        ticket,
-                    }),
-                }])
-                .is_ok());
-            assert_eq!(rx.recv().unwrap(), (ticket, Ok(0.0)));
+        let replies = Replies::new();
+        for _ in 0..2 {
+            let done = replies.run(&shared, vec![WriteKind::Sweep { now: u64::MAX }]);
+            assert_eq!(done, vec![Ok(0.0)]);
         }
         let rows = shared
             .store
@@ -314,21 +334,8 @@ mod tests {
                 .unwrap();
             txn.commit().unwrap();
         };
-        let (tx, rx) = mpsc::channel();
-        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
-        let run = |kind, ticket| {
-            assert!(shared
-                .enqueue_many(vec![WriteRequest {
-                    kind,
-                    durability: Durability::Durable,
-                    reply: Some(Reply {
-                        sink: Arc::clone(&sink),
-                        ticket,
-                    }),
-                }])
-                .is_ok());
-            rx.recv().unwrap()
-        };
+        let replies = Replies::new();
+        let run = |kind| replies.run(&shared, vec![kind]);
         corrupt(b"bad");
         let read = shared.store.lookup(b"bad", |_| ());
         assert!(
@@ -336,13 +343,13 @@ mod tests {
             "{read:?}"
         );
         assert_eq!(
-            run(WriteKind::Sweep { now: u64::MAX }, 1),
-            (1, Ok(0.0)),
+            run(WriteKind::Sweep { now: u64::MAX }),
+            vec![Ok(0.0)],
             "a sweep passes it by"
         );
         assert_eq!(
-            run(WriteKind::Batch(encode_put(b"bad", b"1")), 2),
-            (2, Ok(0.0))
+            run(WriteKind::Batch(encode_put(b"bad", b"1"))),
+            vec![Ok(0.0)]
         );
         assert_eq!(
             read_json(&shared, b"bad").as_deref(),
@@ -354,7 +361,7 @@ mod tests {
         del.extend_from_slice(&[2, 0]);
         del.extend_from_slice(&3u32.to_le_bytes());
         del.extend_from_slice(b"bad");
-        assert_eq!(run(WriteKind::Batch(del), 3), (3, Ok(0.0)));
+        assert_eq!(run(WriteKind::Batch(del)), vec![Ok(0.0)]);
         assert!(
             shared.store.lookup(b"bad", |r| r.is_none()).unwrap(),
             "deleted"
@@ -369,20 +376,8 @@ mod tests {
         let a = acquire(&dir, &StoreOptions::default()).unwrap();
         let b = acquire(&dir.join("."), &StoreOptions::default()).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        let (tx, rx) = mpsc::channel();
-        let sink: Arc<dyn CompletionSink> = Arc::new(ChannelSink(Mutex::new(tx)));
-        assert!(a
-            .enqueue_many(vec![WriteRequest {
-                kind: WriteKind::Batch(encode_put(b"k", b"1")),
-                durability: Durability::Durable,
-                reply: Some(Reply {
-                    sink: Arc::clone(&sink),
-                    ticket: 7,
-                }),
-            }])
-            .is_ok());
-        let (ticket, result) = rx.recv().unwrap();
-        assert_eq!((ticket, result), (7, Ok(0.0)));
+        let done = Replies::new().run(&a, vec![WriteKind::Batch(encode_put(b"k", b"1"))]);
+        assert_eq!(done, vec![Ok(0.0)]);
         assert_eq!(read_json(&b, b"k").as_deref(), Some(&b"1"[..]));
         release(a);
         assert_eq!(read_json(&b, b"k").as_deref(), Some(&b"1"[..]));

@@ -1014,6 +1014,15 @@ mod tests {
     /// cost of the N-API layer is known by difference. Not a correctness test; run with
     /// `cargo test --release core_micro_benchmark -- --ignored --nocapture`.
     /// Writes `(full key, expiry, json)` records straight into the entries database.
+    /// A fresh store in a temp directory of its own (removed first if left over).
+    fn fresh_store(name: &str) -> (PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("lmdb-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        (dir, store)
+    }
+
     /// A record to write directly: full key, expiry, JSON (None: a stored undefined).
     type TestRecord<'a> = (&'a [u8], Option<u64>, Option<&'a [u8]>);
 
@@ -1039,10 +1048,7 @@ mod tests {
 
     #[test]
     fn long_keys_sharing_their_first_480_bytes_scan_in_byte_order_and_pages_resume_exactly() {
-        let dir = std::env::temp_dir().join(format!("lmdb-cache-group-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        let (dir, store) = fresh_store("group");
         let head = [b"p:".as_slice(), &[b'a'; 478]].concat();
         let long = |tail: &str| [&head[..], tail.as_bytes()].concat();
         // Suffixes chosen so that hash order and byte order differ.
@@ -1146,10 +1152,7 @@ mod tests {
 
     #[test]
     fn a_page_skips_at_most_max_skipped_entries_and_the_next_page_resumes_after_them() {
-        let dir = std::env::temp_dir().join(format!("lmdb-cache-skip-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        let (dir, store) = fresh_store("skip");
         // More expired (and undefined) entries than one page may skip, then two live ones.
         let skipped_total = MAX_SKIPPED_PER_PAGE * 2 + 10;
         let keys: Vec<Vec<u8>> = (0..skipped_total)
@@ -1231,10 +1234,7 @@ mod tests {
 
     #[test]
     fn a_scan_page_is_one_json_array_of_key_value_pairs_without_the_prefix_and_count_agrees() {
-        let dir = std::env::temp_dir().join(format!("lmdb-cache-scan-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        let (dir, store) = fresh_store("scan");
         let long_key = [b"p:".as_slice(), &[b'x'; 600]].concat();
         put_records(
             &store,
@@ -1327,10 +1327,7 @@ mod tests {
     #[test]
     #[ignore]
     fn core_micro_benchmark() {
-        let dir = std::env::temp_dir().join(format!("lmdb-cache-probe-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+        let (dir, store) = fresh_store("probe");
         let json = br#"{"id":12345,"name":"user-12345","email":"user12345@example.com","score":45,"tags":["a","b"]}"#;
         store.set_sync_flags(EnvFlags::NO_SYNC).unwrap();
         let t = std::time::Instant::now();
