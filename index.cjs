@@ -185,9 +185,10 @@ function describe(value) {
 }
 
 /** JSON text of a value, or undefined for values JSON leaves out (undefined, functions). */
-// A value is read back as one JS string made from its UTF-8 bytes, so more UTF-8 bytes than
-// the longest string V8 makes could be stored but never read.
-const MAX_VALUE_BYTES = require('node:buffer').constants.MAX_STRING_LENGTH
+// A value is read back as one JS string made from its UTF-8 bytes (in entries(), with its key
+// around it), so more UTF-8 bytes than the longest string V8 makes could be stored but never
+// read. The margin leaves room for the key of an entries() page.
+const MAX_VALUE_BYTES = require('node:buffer').constants.MAX_STRING_LENGTH - 1024 * 1024
 
 function encodeValue(value) {
   let json

@@ -297,12 +297,47 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_removes_an_expiry_index_row_too_short_to_index_anything() {
+    fn a_panic_while_a_failed_group_is_retried_one_by_one_fails_only_that_request() {
+        let dir = temp_dir("panic-retry");
+        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
+        // The malformed batch fails the group's transaction before the panic is reached, so
+        // the group is retried one request per transaction.
+        let done = Replies::new().run(
+            &shared,
+            vec![
+                WriteKind::Batch(encode_put(b"a", b"1")),
+                WriteKind::Batch(vec![1, 2, 3]),
+                WriteKind::PanicForTest,
+                WriteKind::Batch(encode_put(b"b", b"2")),
+            ],
+        );
+        assert_eq!(done[0], Ok(0.0));
+        assert!(
+            matches!(done[1], Err(CacheError::InvalidRequest { .. })),
+            "{:?}",
+            done[1]
+        );
+        assert!(
+            matches!(done[2], Err(CacheError::Internal { .. })),
+            "{:?}",
+            done[2]
+        );
+        assert_eq!(done[3], Ok(0.0));
+        assert_eq!(read_json(&shared, b"a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(read_json(&shared, b"b").as_deref(), Some(&b"2"[..]));
+        release(shared);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_sweep_removes_expiry_index_rows_too_short_to_index_anything() {
         let dir = temp_dir("short-row");
         let shared = acquire(&dir, &StoreOptions::default()).unwrap();
         {
             let (_g, mut txn) = shared.store.write_txn().unwrap();
             shared.store.expiries.put(&mut txn, b"abc", b"").unwrap();
+            // Exactly an expiry, no stored key.
+            shared.store.expiries.put(&mut txn, &[0u8; 8], b"").unwrap();
             txn.commit().unwrap();
         }
         let replies = Replies::new();

@@ -429,8 +429,23 @@ impl Writer {
         }
     }
 
+    /// Each request in a transaction of its own. A panic is caught per request here, not
+    /// only around the whole group: the requests before it are committed and must not be
+    /// reported as failed.
     fn commit_one_by_one(&mut self, group: &[WriteRequest]) -> Vec<CacheResult<f64>> {
-        group.chunks(1).flat_map(|one| self.commit(one)).collect()
+        let mut results = Vec::with_capacity(group.len());
+        for one in group.chunks(1) {
+            match catch_unwind(AssertUnwindSafe(|| self.commit(one))) {
+                Ok(r) => results.extend(r),
+                Err(panic) => {
+                    self.flags_for = None;
+                    results.push(Err(CacheError::Internal {
+                        detail: panic_message(panic.as_ref()),
+                    }));
+                }
+            }
+        }
+        results
     }
 
     fn try_commit(
@@ -646,7 +661,12 @@ impl Writer {
                 return Ok(deleted);
             }
             for index_key in chunk {
-                let Some((expiry, stored)) = index_key.split_first_chunk::<8>() else {
+                // A row without a stored key after its expiry indexes nothing either (and LMDB
+                // refuses an empty key).
+                let Some((expiry, stored)) = index_key
+                    .split_first_chunk::<8>()
+                    .filter(|(_, stored)| !stored.is_empty())
+                else {
                     self.store
                         .expiries
                         .delete(txn, &index_key)
