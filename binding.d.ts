@@ -74,6 +74,7 @@ export interface NativeStats {
   readersInUse: number
   maxReaders: number
   openStores: number
+  lastTxnId: number
 }
 
 /** Opens a handle on the cache directory `path`. */

@@ -793,6 +793,7 @@ async function cacheStats(cache) {
     fileSize: s.fileSize,
     readersInUse: s.readersInUse,
     maxReaders: s.maxReaders,
+    lastTxnId: s.lastTxnId,
   }
 }
 

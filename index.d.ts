@@ -119,6 +119,8 @@ export type CacheStats = Readonly<{
   /** LMDB reader slots ever taken in this lock file (a high-water mark, all processes) and the limit. */
   readersInUse: number
   maxReaders: number
+  /** The id of the last committed write transaction, by any process: it changes with every commit. */
+  lastTxnId: number
 }>
 
 /** Figures of the directory behind a cache opened by openLmdbCache (for tools). */

@@ -335,6 +335,68 @@ test('compact: refuses while another process has the directory open; then shrink
   assert.equal(stats.entries, 102)
 })
 
+test('compact keeps data.mdb\'s owner and mode, and refuses a data.mdb that is a symlink', { skip: (typeof process.getuid !== 'function' || process.getuid() !== 0) && 'needs root to chown' }, async () => {
+  const dir = path.join(work, 'compact-owner')
+  await withCache(dir, (cache) => cache.set('k', 1))
+  const data = path.join(dir, 'data.mdb')
+  fs.chownSync(data, 65534, 65534)
+  fs.chmodSync(data, 0o640)
+  const done = await cli(['compact', dir])
+  assert.equal(done.code, 0, done.stderr)
+  const after = fs.statSync(data)
+  assert.deepEqual([after.uid, after.gid, after.mode & 0o777], [65534, 65534, 0o640])
+
+  const linked = path.join(work, 'compact-link')
+  const real = path.join(work, 'compact-link-store')
+  await withCache(linked, (cache) => cache.set('k', 1))
+  fs.mkdirSync(real)
+  fs.renameSync(path.join(linked, 'data.mdb'), path.join(real, 'data.mdb'))
+  fs.symlinkSync(path.join(real, 'data.mdb'), path.join(linked, 'data.mdb'))
+  assertUserError(await cli(['compact', linked]), 1, /data\.mdb is a symbolic link/, 'compact of a symlinked data.mdb')
+  assert.ok(fs.lstatSync(path.join(linked, 'data.mdb')).isSymbolicLink(), 'left as it was')
+})
+
+test('compact never loses a write made by a process that opens, writes and closes while it runs', { timeout: 120_000 }, async () => {
+  const dir = path.join(work, 'compact-race')
+  // Large enough that the copy takes a while: ~40 MiB.
+  await withCache(dir, async (cache) => {
+    const big = 'y'.repeat(2000)
+    for (let b = 0; b < 20; b++) {
+      await cache.batch(Array.from({ length: 1000 }, (_, i) => ({ type: 'put', key: `k${b * 1000 + i}`, value: big })))
+    }
+  })
+  const index = JSON.stringify(new URL('../index.js', import.meta.url).href)
+  // Open, write one key, close, pause: closed most of the time, so compact's checks for other
+  // holders mostly pass, and a write can land between them.
+  const writerScript = `
+    import { openLmdbCache } from ${index}
+    const acked = []
+    const end = Date.now() + Number(process.argv[1])
+    for (let i = 0; Date.now() < end; i++) {
+      const cache = await openLmdbCache({ path: ${JSON.stringify(dir)} })
+      await cache.set('w' + i, i)
+      acked.push('w' + i)
+      await cache.close()
+      await new Promise((resolve) => setTimeout(resolve, 60))
+    }
+    process.stdout.write(JSON.stringify(acked))`
+  const outcomes = []
+  for (let round = 0; round < 4; round++) {
+    const writer = run(process.execPath, ['--input-type=module', '-e', writerScript, '2500'])
+    await new Promise((resolve) => setTimeout(resolve, 100 + round * 150))
+    const compact = await cli(['compact', dir])
+    outcomes.push(compact.code)
+    const done = await writer
+    assert.equal(done.code, 0, done.stderr)
+    const acked = JSON.parse(done.stdout)
+    await withCache(dir, async (cache) => {
+      for (const key of acked) assert.notEqual(await cache.get(key), undefined, `round ${round}: acknowledged ${key} lost (compact exit ${compact.code}: ${compact.stdout}${compact.stderr})`)
+    })
+    if (compact.code !== 0) assert.match(compact.stderr, /was written to|open in another process/)
+  }
+  assert.ok(outcomes.every((code) => code === 0 || code === 1), `exit codes ${outcomes}`)
+})
+
 test('migrate: plain progress lines off a terminal, a summary, --json; refused while the source is open elsewhere', { timeout: 30_000 }, async () => {
   const from = path.join(work, 'migrate-src')
   const lc = await openLevelBackedCache({ path: from })

@@ -594,24 +594,45 @@ async function cmdCompact(args) {
   for (const name of fs.readdirSync(dir)) {
     if (name.startsWith('.compact-')) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
   }
+  const dataFile = path.join(dir, 'data.mdb')
+  // The rename replaces the directory entry: a data.mdb that is a symlink would be replaced by
+  // a regular file beside it, and the real file left behind.
+  if (fs.lstatSync(dataFile).isSymbolicLink()) {
+    throw new CommandError(`${dirArg}/data.mdb is a symbolic link; compact the directory it points into instead`)
+  }
   const work = path.join(dir, `.compact-${process.pid}`)
   fs.mkdirSync(work)
   try {
     const copy = path.join(work, 'data.mdb')
-    const before = await withCache(dir, async (cache) => {
-      const stats = await cacheStats(cache)
+    // Any commit after the copy's snapshot would be lost by the rename, also one by a process
+    // that opened, wrote and closed between the checks for other holders: the id of the last
+    // committed transaction must be the same before the copy, after it, and just before the
+    // rename.
+    const unchanged = (stats, when) => {
+      if (stats.lastTxnId !== before.lastTxnId) {
+        throw new CommandError(`${dirArg} was written to ${when}; data.mdb left as it was (run compact again)`)
+      }
+    }
+    let before
+    await withCache(dir, async (cache) => {
+      before = await cacheStats(cache)
       await compactCacheTo(cache, copy)
-      return stats
+      unchanged(await cacheStats(cache), 'during the copy')
     })
-    fs.chmodSync(copy, fs.statSync(path.join(dir, 'data.mdb')).mode & 0o7777)
+    const original = fs.statSync(dataFile)
+    fs.chmodSync(copy, original.mode & 0o7777)
+    // As root, the copy would otherwise belong to root, and the service owning the cache could
+    // no longer open it.
+    if (typeof process.getuid === 'function' && process.getuid() === 0) fs.chownSync(copy, original.uid, original.gid)
     fsyncPath(copy)
     const after = await withCache(work, (cache) => cacheStats(cache))
     if (after.entries !== before.entries) {
       throw new CommandError(`the compacted copy has ${after.entries} entries instead of ${before.entries}; data.mdb left as it was`)
     }
+    unchanged(await withCache(dir, (cache) => cacheStats(cache)), 'while the copy was checked')
     // Our handle is closed: any holder now is another process that opened it meanwhile.
     refuseIfInUse(dir, dirArg, force)
-    fs.renameSync(copy, path.join(dir, 'data.mdb'))
+    fs.renameSync(copy, dataFile)
     fsyncPath(dir, { directory: true })
     process.stdout.write(`compacted ${dirArg}: data.mdb ${bytes(before.fileSize)} -> ${bytes(fs.statSync(path.join(dir, 'data.mdb')).size)} (${int(before.entries)} entries)\n`)
   } finally {

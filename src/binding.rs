@@ -980,6 +980,7 @@ pub struct NativeStats {
     pub readers_in_use: u32,
     pub max_readers: u32,
     pub open_stores: u32,
+    pub last_txn_id: f64,
 }
 
 /// Size and usage figures of the handle's store.
@@ -1000,6 +1001,7 @@ pub fn stats(env: Env, handle: u32) -> Option<NativeStats> {
             readers_in_use: s.readers_in_use,
             max_readers: s.max_readers,
             open_stores: registry::open_store_count() as u32,
+            last_txn_id: s.last_txn_id as f64,
         })
     });
     or_throw(&env, stats)

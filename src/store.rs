@@ -484,6 +484,7 @@ impl Store {
             map_size: info.map_size as u64,
             max_map_size: self.max_map_size(),
             readers_in_use: info.number_of_readers,
+            last_txn_id: info.last_txn_id as u64,
             max_readers: info.maximum_number_of_readers,
         })
     }
@@ -505,6 +506,8 @@ pub struct StoreStats {
     pub map_size: u64,
     pub max_map_size: u64,
     pub readers_in_use: u32,
+    /// The id of the last committed transaction (by any process).
+    pub last_txn_id: u64,
     pub max_readers: u32,
 }
 
