@@ -212,6 +212,9 @@ export type MigrateSummary = Readonly<{
   skippedUndefined: number
   /** Values that are not level-cache envelopes ({ v, x }). */
   skippedInvalid: number
+  /** Keys that are not valid UTF-8 (a JS string cannot name them unchanged). */
+  skippedInvalidKeys: number
+  /** Keys of the skipped entries (the first 20), invalid UTF-8 shown as U+FFFD. */
   invalidKeys: ReadonlyArray<string>
   durationMs: number
   verify?: MigrateVerification

@@ -448,3 +448,19 @@ test('migrate: a progress bar with count, rate and ETA on a terminal', { timeout
   assert.match(result.stdout, /\rcopy \[#{24}\] 100% {2}2,000\/2,000 {2}[\d,]+\/s {2}ETA 0s\x1b\[K/)
   assert.match(result.stdout, /migrated .* in [\d.]+s/)
 })
+
+test('a failure to write standard output (a full disk) is one line on stderr and exit 1', { skip: !fs.existsSync('/dev/full') && 'needs /dev/full' }, async () => {
+  const dir = path.join(work, 'dev-full')
+  await withCache(dir, (cache) => cache.set('k', 'v'))
+  const { spawnSync } = await import('node:child_process')
+  for (const command of [['stats', dir], ['dump', dir]]) {
+    const full = fs.openSync('/dev/full', 'w')
+    try {
+      const result = spawnSync(process.execPath, [CLI, ...command], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' })
+      assert.equal(result.status, 1, result.stderr)
+      assert.match(result.stderr, /^lmdb-cache \w+: cannot write to standard output: ENOSPC[^\n]*\n$/)
+    } finally {
+      fs.closeSync(full)
+    }
+  }
+})

@@ -355,3 +355,39 @@ test('putEntries / getEntry: absolute expiries, namespace views, atomic, errors'
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('keys that are not valid UTF-8 are skipped and reported, not renamed; huge expiries verify; a symlinked source inside the destination is refused', async () => {
+  const from = path.join(work, 'odd-src')
+  const raw = new Level(from, { keyEncoding: 'buffer', valueEncoding: 'utf8' })
+  const envelope = (v, x) => JSON.stringify(x === undefined ? { v } : { v, x })
+  await raw.batch([
+    { type: 'put', key: Buffer.from('good'), value: envelope(1) },
+    { type: 'put', key: Buffer.from([0x62, 0x61, 0x64, 0xfe]), value: envelope('fe') },
+    { type: 'put', key: Buffer.from([0x62, 0x61, 0x64, 0xff]), value: envelope('ff') },
+    { type: 'put', key: Buffer.from('far'), value: envelope('far', Date.now() + 1e20) },
+    { type: 'put', key: Buffer.from('max'), value: envelope('max', Number.MAX_VALUE) },
+  ])
+  await raw.close()
+  const to = path.join(work, 'odd-dst')
+  const summary = await migrateFromLevel({ from, to, verify: true })
+  assert.equal(summary.copied, 3)
+  assert.equal(summary.skippedInvalidKeys, 2)
+  assert.equal(summary.invalidKeys.length, 2)
+  assert.ok(summary.verify.ok, JSON.stringify(summary.verify))
+  const cache = await openLmdbCache({ path: to })
+  try {
+    assert.deepEqual((await cache.entries().next()).value, ['far', 'far'])
+    assert.equal(await cache.get('bad\uFFFD'), undefined)
+    assert.equal(await cache.get('max'), 'max')
+  } finally {
+    await cache.close()
+  }
+
+  // The source reached through a symlink, the destination inside it: still refused.
+  const link = path.join(work, 'odd-src-link')
+  fs.symlinkSync(from, link)
+  const before = fingerprint(from)
+  await assert.rejects(migrateFromLevel({ from: link, to: path.join(from, 'lmdb') }), { code: 'ERR_INVALID_DESTINATION' })
+  assert.equal(fs.existsSync(path.join(from, 'lmdb')), false)
+  assert.deepEqual(fingerprint(from), before)
+})

@@ -87,7 +87,8 @@ Options:
 
 Writes the entries of a JSON Lines dump (see '${PROGRAM} dump') into <dir> (created if
 missing) with their keys, values and absolute expiries; entries already expired are skipped.
-The whole file is checked before anything is written.
+The whole file is checked before anything is written: a malformed line writes nothing. If the
+cache fails midway (a full disk), the entries written so far stay, and the error says how many.
 
 Options:
   -h, --help   show this help`,
@@ -344,8 +345,10 @@ async function cmdMigrate(args) {
       `  skipped, expired    ${int(summary.skippedExpired)}`,
       `  skipped, undefined  ${int(summary.skippedUndefined)}  (stored undefined: absent in level-cache too)`,
     ]
-    if (summary.skippedInvalid > 0) {
-      lines.push(`  skipped, not level-cache values  ${int(summary.skippedInvalid)}  (e.g. ${summary.invalidKeys.slice(0, 3).map((k) => JSON.stringify(k)).join(', ')})`)
+    if (summary.skippedInvalid > 0 || summary.skippedInvalidKeys > 0) {
+      const examples = `(e.g. ${summary.invalidKeys.slice(0, 3).map((k) => JSON.stringify(k)).join(', ')})`
+      if (summary.skippedInvalid > 0) lines.push(`  skipped, not level-cache values  ${int(summary.skippedInvalid)}  ${examples}`)
+      if (summary.skippedInvalidKeys > 0) lines.push(`  skipped, keys not valid UTF-8    ${int(summary.skippedInvalidKeys)}  ${examples}`)
     }
     if (verify) {
       if (verify.ok) {
@@ -532,15 +535,22 @@ async function cmdLoad(args) {
       loaded += batch.length
       batch = []
     }
-    await readDump(file, async (entry) => {
-      if (entry.expiresAt !== null && entry.expiresAt <= Date.now()) {
-        expired++
-        return
-      }
-      batch.push(entry)
-      if (batch.length >= 1000) await flush()
-    })
-    if (batch.length > 0) await flush()
+    try {
+      await readDump(file, async (entry) => {
+        if (entry.expiresAt !== null && entry.expiresAt <= Date.now()) {
+          expired++
+          return
+        }
+        batch.push(entry)
+        if (batch.length >= 1000) await flush()
+      })
+      if (batch.length > 0) await flush()
+    } catch (error) {
+      // The file was valid (checked first), so this is the store failing (a full disk): say
+      // what is in it now. Each batch of 1,000 is atomic.
+      error.message = `${error.message}; ${int(loaded)} of ${int(lines)} entries were written before the failure`
+      throw error
+    }
   })
   process.stdout.write(`loaded ${int(loaded)} entries into ${dirArg}${expired > 0 ? ` (${int(expired)} already expired, skipped)` : ''}\n`)
   return 0
@@ -667,9 +677,11 @@ const [command] = process.argv.slice(2)
 const label = Object.hasOwn(COMMANDS, command ?? '') ? `${PROGRAM} ${command}` : PROGRAM
 
 process.stdout.on('error', (error) => {
-  // A closed pipe (`lmdb-cache dump dir | head`) ends the command quietly.
+  // A closed pipe (`lmdb-cache dump dir | head`) ends the command quietly; any other failure
+  // to write the output (a full disk) is one line on stderr.
   if (error.code === 'EPIPE') process.exit(0)
-  throw error
+  process.stderr.write(`${label}: cannot write to standard output: ${error.message}\n`)
+  process.exit(1)
 })
 
 try {

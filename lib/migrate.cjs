@@ -90,6 +90,35 @@ function isInside(child, parent) {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
 }
 
+/** The path with symlinks resolved as far as it exists (a destination may not exist yet). */
+function resolvedPath(p) {
+  const rest = []
+  let at = path.resolve(p)
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(at), ...rest)
+    } catch {
+      const parent = path.dirname(at)
+      if (parent === at) return path.resolve(p)
+      rest.unshift(path.basename(at))
+      at = parent
+    }
+  }
+}
+
+// LevelDB keys are bytes; level-cache wrote UTF-8. A key that is not valid UTF-8 cannot be
+// named by a JS string without changing it (and two such keys could become one).
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** The key as a string, or null when its bytes are not valid UTF-8. */
+function keyText(keyBytes) {
+  try {
+    return strictUtf8.decode(keyBytes)
+  } catch {
+    return null
+  }
+}
+
 function checkSource(from) {
   let stat
   try {
@@ -117,7 +146,8 @@ function checkSourceIdle(from) {
 }
 
 function checkDestination(to, from) {
-  if (isInside(to, from) || isInside(from, to)) {
+  const [realTo, realFrom] = [resolvedPath(to), resolvedPath(from)]
+  if (isInside(realTo, realFrom) || isInside(realFrom, realTo)) {
     throw codedError(Error, 'ERR_INVALID_DESTINATION', 'the destination and the source must be separate directories')
   }
   let names
@@ -286,6 +316,7 @@ async function migrateFromLevel(opts) {
       skippedExpired: 0,
       skippedUndefined: 0,
       skippedInvalid: 0,
+      skippedInvalidKeys: 0,
       invalidKeys: [],
       durationMs: 0,
     }
@@ -319,7 +350,12 @@ async function migrateFromLevel(opts) {
       const now = Date.now()
       const batch = []
       for (const [keyBytes, text] of chunk) {
-        const key = keyBytes.toString('utf8')
+        const key = keyText(keyBytes)
+        if (key === null) {
+          summary.skippedInvalidKeys++
+          if (summary.invalidKeys.length < MAX_REPORTED) summary.invalidKeys.push(keyBytes.toString('utf8'))
+          continue
+        }
         const entry = decodeEnvelope(text, now)
         if (entry.kind === 'live') batch.push({ key, value: entry.value, expiresAt: entry.expiresAt })
         else if (entry.kind === 'expired') summary.skippedExpired++
@@ -368,9 +404,11 @@ async function verifyCopy({ db, cache, ranges, namespaces, total, getEntry, repo
       const now = Date.now()
       const entry = decodeEnvelope(text, now)
       if (entry.kind !== 'live') continue
-      const key = keyBytes.toString('utf8')
+      const key = keyText(keyBytes)
+      if (key === null) continue // not copied, reported in the summary
       const copy = await getEntry(cache, key)
-      const expectedExpiry = entry.expiresAt === null ? null : Math.ceil(entry.expiresAt)
+      // Stored as whole milliseconds, at most 2^64 (what the native side keeps of a larger one).
+      const expectedExpiry = entry.expiresAt === null ? null : Math.min(Math.ceil(entry.expiresAt), 2 ** 64)
       if (copy === undefined) {
         if (expectedExpiry !== null && expectedExpiry <= Date.now()) continue // expired meanwhile
         result.missing++
