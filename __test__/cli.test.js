@@ -464,3 +464,20 @@ test('a failure to write standard output (a full disk) is one line on stderr and
     }
   }
 })
+
+test('compact removes the leftovers of a killed compaction, not the work of a running one', async () => {
+  const dir = path.join(work, 'compact-leftovers')
+  await withCache(dir, (cache) => cache.set('k', 1))
+  const gone = await run(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'])
+  const dead = path.join(dir, `.compact-${gone.stdout}`)
+  const live = path.join(dir, `.compact-${process.pid}`)
+  for (const leftover of [dead, live]) {
+    fs.mkdirSync(leftover)
+    fs.writeFileSync(path.join(leftover, 'data.mdb'), 'partial copy')
+  }
+  const done = await cli(['compact', dir])
+  assert.equal(done.code, 0, done.stderr)
+  assert.equal(fs.existsSync(dead), false, 'a dead process\'s copy is removed')
+  assert.equal(fs.readFileSync(path.join(live, 'data.mdb'), 'utf8'), 'partial copy', 'a running process\'s copy is left alone')
+  fs.rmSync(live, { recursive: true })
+})

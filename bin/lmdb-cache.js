@@ -576,6 +576,16 @@ function refuseIfInUse(dir, dirArg, force) {
   }
 }
 
+function processAlive(pid) {
+  if (pid === process.pid) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return error.code === 'EPERM' // exists, owned by someone else
+  }
+}
+
 function fsyncPath(p, { directory = false } = {}) {
   let fd
   try {
@@ -601,8 +611,10 @@ async function cmdCompact(args) {
   const { cacheStats, compactCacheTo } = await lmdbCache()
   // The copy goes into a directory of its own inside <dir> (same filesystem, so the rename
   // is atomic), where it can be opened and checked before it replaces data.mdb.
+  // Leftovers of a compaction that was killed; one whose process still runs is left alone.
   for (const name of fs.readdirSync(dir)) {
-    if (name.startsWith('.compact-')) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
+    const owner = /^\.compact-(\d+)$/.exec(name)
+    if (owner !== null && !processAlive(Number(owner[1]))) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
   }
   const dataFile = path.join(dir, 'data.mdb')
   // The rename replaces the directory entry: a data.mdb that is a symlink would be replaced by
