@@ -264,6 +264,14 @@ test('load: skips expired entries; checks the whole file before writing anything
   }
 })
 
+/** Puts `count` entries k0, k1, ... of 2,000 times `char`, in batches of 1,000. */
+async function putBigEntries(cache, count, char) {
+  const big = char.repeat(2000)
+  for (let b = 0; b < count; b += 1000) {
+    await cache.batch(Array.from({ length: Math.min(1000, count - b) }, (_, i) => ({ type: 'put', key: `k${b + i}`, value: big })))
+  }
+}
+
 /** A child process that opens the cache directory and keeps it open until its stdin ends. */
 async function holdOpen(dir) {
   const script = `
@@ -292,10 +300,7 @@ test('compact: refuses while another process has the directory open; then shrink
   const dir = path.join(work, 'compact')
   // ~8 MiB of entries, then most of them deleted: data.mdb keeps its size until compacted.
   await withCache(dir, async (cache) => {
-    const big = 'x'.repeat(2000)
-    for (let b = 0; b < 4; b++) {
-      await cache.batch(Array.from({ length: 1000 }, (_, i) => ({ type: 'put', key: `k${b * 1000 + i}`, value: big })))
-    }
+    await putBigEntries(cache, 4000, 'x')
     await cache.batch(Array.from({ length: 3900 }, (_, i) => ({ type: 'del', key: `k${i}` })))
     await cache.set('kept', { with: 'expiry' }, { ttlMs: HOUR })
   })
@@ -359,12 +364,7 @@ test('compact keeps data.mdb\'s owner and mode, and refuses a data.mdb that is a
 test('compact never loses a write made by a process that opens, writes and closes while it runs', { timeout: 120_000 }, async () => {
   const dir = path.join(work, 'compact-race')
   // Large enough that the copy takes a while: ~40 MiB.
-  await withCache(dir, async (cache) => {
-    const big = 'y'.repeat(2000)
-    for (let b = 0; b < 20; b++) {
-      await cache.batch(Array.from({ length: 1000 }, (_, i) => ({ type: 'put', key: `k${b * 1000 + i}`, value: big })))
-    }
-  })
+  await withCache(dir, (cache) => putBigEntries(cache, 20_000, 'y'))
   const index = JSON.stringify(new URL('../index.js', import.meta.url).href)
   // Open, write one key, close, pause: closed most of the time, so compact's checks for other
   // holders mostly pass, and a write can land between them.
