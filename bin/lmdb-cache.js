@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 
 const require = createRequire(import.meta.url)
-const { lockHolders } = require('../lib/locks.cjs')
+const { lockHolders, processAlive } = require('../lib/locks.cjs')
 
 const SEPARATOR = '\u241F'
 const PROGRAM = 'lmdb-cache'
@@ -576,16 +576,6 @@ function refuseIfInUse(dir, dirArg, force) {
   }
 }
 
-function processAlive(pid) {
-  if (pid === process.pid) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return error.code === 'EPERM' // exists, owned by someone else
-  }
-}
-
 function fsyncPath(p, { directory = false } = {}) {
   let fd
   try {
@@ -614,7 +604,8 @@ async function cmdCompact(args) {
   // Leftovers of a compaction that was killed; one whose process still runs is left alone.
   for (const name of fs.readdirSync(dir)) {
     const owner = /^\.compact-(\d+)$/.exec(name)
-    if (owner !== null && !processAlive(Number(owner[1]))) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
+    const pid = owner === null ? null : Number(owner[1])
+    if (pid !== null && (pid === process.pid || !processAlive(pid))) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
   }
   const dataFile = path.join(dir, 'data.mdb')
   // The rename replaces the directory entry: a data.mdb that is a symlink would be replaced by
