@@ -344,18 +344,7 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
                 scratch: Vec::new(),
             };
             while let Some(group) = queue.take() {
-                // A panic (a bug, or a record this code did not expect) fails its group with
-                // ERR_INTERNAL instead of killing the thread, which would leave every pending
-                // and later write waiting forever. Unwinding dropped (aborted) any open
-                // transaction; the env flags are set again before the next commit.
-                let results = match catch_unwind(AssertUnwindSafe(|| writer.commit(&group))) {
-                    Ok(results) => results,
-                    Err(panic) => {
-                        writer.flags_for = None;
-                        let detail = panic_message(panic.as_ref());
-                        vec![Err(CacheError::Internal { detail }); group.len()]
-                    }
-                };
+                let results = writer.commit_catching(&group);
                 deliver(group, results);
             }
             if writer.unsynced {
@@ -395,6 +384,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl Writer {
+    /// [`Writer::commit`], with a panic (a bug, or a record this code did not expect) failing
+    /// the group with ERR_INTERNAL instead of killing the thread, which would leave every
+    /// pending and later write waiting forever. Unwinding dropped (aborted) the open
+    /// transaction; the env flags are set again before the next commit.
+    fn commit_catching(&mut self, group: &[WriteRequest]) -> Vec<CacheResult<f64>> {
+        match catch_unwind(AssertUnwindSafe(|| self.commit(group))) {
+            Ok(results) => results,
+            Err(panic) => {
+                self.flags_for = None;
+                let detail = panic_message(panic.as_ref());
+                vec![Err(CacheError::Internal { detail }); group.len()]
+            }
+        }
+    }
+
     /// Commits `group` in one transaction if possible; returns one result per request.
     fn commit(&mut self, group: &[WriteRequest]) -> Vec<CacheResult<f64>> {
         let durability = group
@@ -435,15 +439,7 @@ impl Writer {
     fn commit_one_by_one(&mut self, group: &[WriteRequest]) -> Vec<CacheResult<f64>> {
         let mut results = Vec::with_capacity(group.len());
         for one in group.chunks(1) {
-            match catch_unwind(AssertUnwindSafe(|| self.commit(one))) {
-                Ok(r) => results.extend(r),
-                Err(panic) => {
-                    self.flags_for = None;
-                    results.push(Err(CacheError::Internal {
-                        detail: panic_message(panic.as_ref()),
-                    }));
-                }
-            }
+            results.extend(self.commit_catching(one));
         }
         results
     }
