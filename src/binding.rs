@@ -213,14 +213,9 @@ impl ThreadState {
 
     fn expire(&self, handle: u32, key: &[u8], now: f64) -> CacheResult<()> {
         let h = self.handle(handle)?;
-        h.shared.enqueue_lazy_deletes([WriteRequest {
-            kind: WriteKind::DeleteIfExpired {
-                full_key: key.to_vec(),
-                now: expiry_from_js(now).unwrap_or(u64::MAX),
-            },
-            durability: h.durability,
-            reply: None,
-        }]);
+        let now = expiry_from_js(now).unwrap_or(u64::MAX);
+        h.shared
+            .enqueue_lazy_deletes([key.to_vec()], now, h.durability);
         Ok(())
     }
 }
@@ -954,15 +949,11 @@ fn scan_store<R>(
     let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
     let mut expired = Vec::new();
     let result = scan(&h.shared.store, now_ms, &mut expired)?;
-    h.shared
-        .enqueue_lazy_deletes(expired.into_iter().map(|e| WriteRequest {
-            kind: WriteKind::DeleteIfExpired {
-                full_key: e.full_key,
-                now: now_ms,
-            },
-            durability: h.durability,
-            reply: None,
-        }));
+    h.shared.enqueue_lazy_deletes(
+        expired.into_iter().map(|e| e.full_key),
+        now_ms,
+        h.durability,
+    );
     Ok(result)
 }
 

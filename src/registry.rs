@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use crate::error::{CacheError, CacheResult};
 use crate::store::{Store, StoreOptions};
-use crate::writer::{spawn_writer, WriteQueue, WriteRequest};
+use crate::writer::{spawn_writer, Durability, WriteQueue, WriteRequest};
 
 /// A store, its write queue and the writer thread that drains it.
 pub struct SharedStore {
@@ -19,9 +19,15 @@ pub struct SharedStore {
 }
 
 impl SharedStore {
-    /// Queues lazy expiry deletes, up to the queue's bound (the rest are dropped).
-    pub fn enqueue_lazy_deletes(&self, requests: impl IntoIterator<Item = WriteRequest>) {
-        self.queue.push_lazy_deletes(requests);
+    /// Queues lazy expiry deletes of `full_keys` at `now`, up to the queue's bound (the rest
+    /// are dropped).
+    pub fn enqueue_lazy_deletes(
+        &self,
+        full_keys: impl IntoIterator<Item = Vec<u8>>,
+        now: u64,
+        durability: Durability,
+    ) {
+        self.queue.push_lazy_deletes(full_keys, now, durability);
     }
 
     /// Queues requests in order; gives them back if the store is shutting down.

@@ -291,9 +291,15 @@ impl WriteQueue {
         Ok(())
     }
 
-    /// Queues lazy expiry deletes (requests without a reply) while fewer than
-    /// [`MAX_QUEUED_LAZY_DELETES`] wait; drops the rest. Returns how many were queued.
-    pub fn push_lazy_deletes(&self, requests: impl IntoIterator<Item = WriteRequest>) -> usize {
+    /// Queues lazy expiry deletes (delete each full key if it is still expired at `now`; no
+    /// reply) while fewer than [`MAX_QUEUED_LAZY_DELETES`] wait; drops the rest. Returns how
+    /// many were queued.
+    pub fn push_lazy_deletes(
+        &self,
+        full_keys: impl IntoIterator<Item = Vec<u8>>,
+        now: u64,
+        durability: Durability,
+    ) -> usize {
         let mut state = self.state.lock();
         if state.closing {
             return 0;
@@ -301,7 +307,15 @@ impl WriteQueue {
         let room = MAX_QUEUED_LAZY_DELETES.saturating_sub(state.lazy_deletes);
         let wake = state.pending.is_empty();
         let before = state.pending.len();
-        state.pending.extend(requests.into_iter().take(room));
+        let requests = full_keys
+            .into_iter()
+            .take(room)
+            .map(|full_key| WriteRequest {
+                kind: WriteKind::DeleteIfExpired { full_key, now },
+                durability,
+                reply: None,
+            });
+        state.pending.extend(requests);
         let queued = state.pending.len() - before;
         state.lazy_deletes += queued;
         drop(state);
@@ -731,30 +745,20 @@ fn deliver(group: Vec<WriteRequest>, results: Vec<CacheResult<f64>>) {
 mod tests {
     use super::*;
 
-    fn lazy_delete(i: usize) -> WriteRequest {
-        WriteRequest {
-            kind: WriteKind::DeleteIfExpired {
-                full_key: format!("k{i}").into_bytes(),
-                now: 1,
-            },
-            durability: Durability::NoSync,
-            reply: None,
-        }
+    fn lazy_deletes(queue: &WriteQueue, keys: std::ops::Range<usize>) -> usize {
+        queue.push_lazy_deletes(
+            keys.map(|i| format!("k{i}").into_bytes()),
+            1,
+            Durability::NoSync,
+        )
     }
 
     #[test]
     fn lazy_deletes_wait_in_the_queue_up_to_their_bound_and_the_rest_are_dropped() {
         let queue = WriteQueue::default();
         let offered = MAX_QUEUED_LAZY_DELETES + 500;
-        assert_eq!(
-            queue.push_lazy_deletes((0..offered).map(lazy_delete)),
-            MAX_QUEUED_LAZY_DELETES
-        );
-        assert_eq!(
-            queue.push_lazy_deletes([lazy_delete(0)]),
-            0,
-            "full: dropped"
-        );
+        assert_eq!(lazy_deletes(&queue, 0..offered), MAX_QUEUED_LAZY_DELETES);
+        assert_eq!(lazy_deletes(&queue, 0..1), 0, "full: dropped");
         // Other writes are never dropped.
         assert!(queue
             .push_many(vec![WriteRequest {
@@ -770,13 +774,9 @@ mod tests {
             WriteKind::Sweep { .. }
         ));
         // Once the writer took them, there is room again.
-        assert_eq!(queue.push_lazy_deletes((0..10).map(lazy_delete)), 10);
+        assert_eq!(lazy_deletes(&queue, 0..10), 10);
         queue.close();
-        assert_eq!(
-            queue.push_lazy_deletes([lazy_delete(0)]),
-            0,
-            "closing: dropped"
-        );
+        assert_eq!(lazy_deletes(&queue, 0..1), 0, "closing: dropped");
         assert_eq!(queue.take().unwrap().len(), 10, "queued ones still drain");
         assert!(queue.take().is_none());
     }
