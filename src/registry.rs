@@ -253,6 +253,15 @@ mod tests {
         }
     }
 
+    /// Runs `test` on a store in a fresh temp directory, then releases and removes it.
+    fn with_store(name: &str, test: impl FnOnce(&SharedStore)) {
+        let dir = temp_dir(name);
+        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
+        test(&shared);
+        release(shared);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn encode_put(key: &[u8], json: &[u8]) -> Vec<u8> {
         let mut b = 1u32.to_le_bytes().to_vec();
         b.extend_from_slice(&[1, 0]);
@@ -272,143 +281,135 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_writer_fails_its_group_with_err_internal_and_later_writes_still_land() {
-        let dir = temp_dir("panic");
-        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
-        let replies = Replies::new();
-        // One group: a put, then a request that panics; the whole group fails, nothing lands.
-        let failed = replies.run(
-            &shared,
-            vec![
-                WriteKind::Batch(encode_put(b"a", b"1")),
-                WriteKind::PanicForTest,
-            ],
-        );
-        for result in &failed {
-            assert!(
-                matches!(result, Err(CacheError::Internal { detail }) if detail.contains("as the test asked")),
-                "{result:?}"
+        with_store("panic", |shared| {
+            let replies = Replies::new();
+            // One group: a put, then a request that panics; the whole group fails, nothing lands.
+            let failed = replies.run(
+                shared,
+                vec![
+                    WriteKind::Batch(encode_put(b"a", b"1")),
+                    WriteKind::PanicForTest,
+                ],
             );
-        }
-        assert_eq!(
-            read_json(&shared, b"a"),
-            None,
-            "the group's transaction was aborted"
-        );
-        // The writer thread lives on.
-        let done = replies.run(&shared, vec![WriteKind::Batch(encode_put(b"b", b"2"))]);
-        assert_eq!(done, vec![Ok(0.0)]);
-        assert_eq!(read_json(&shared, b"b").as_deref(), Some(&b"2"[..]));
-        release(shared);
-        std::fs::remove_dir_all(&dir).unwrap();
+            for result in &failed {
+                assert!(
+                    matches!(result, Err(CacheError::Internal { detail }) if detail.contains("as the test asked")),
+                    "{result:?}"
+                );
+            }
+            assert_eq!(
+                read_json(shared, b"a"),
+                None,
+                "the group's transaction was aborted"
+            );
+            // The writer thread lives on.
+            let done = replies.run(shared, vec![WriteKind::Batch(encode_put(b"b", b"2"))]);
+            assert_eq!(done, vec![Ok(0.0)]);
+            assert_eq!(read_json(shared, b"b").as_deref(), Some(&b"2"[..]));
+        });
     }
 
     #[test]
     fn a_panic_while_a_failed_group_is_retried_one_by_one_fails_only_that_request() {
-        let dir = temp_dir("panic-retry");
-        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
-        // The malformed batch fails the group's transaction before the panic is reached, so
-        // the group is retried one request per transaction.
-        let done = Replies::new().run(
-            &shared,
-            vec![
-                WriteKind::Batch(encode_put(b"a", b"1")),
-                WriteKind::Batch(vec![1, 2, 3]),
-                WriteKind::PanicForTest,
-                WriteKind::Batch(encode_put(b"b", b"2")),
-            ],
-        );
-        assert_eq!(done[0], Ok(0.0));
-        assert!(
-            matches!(done[1], Err(CacheError::InvalidRequest { .. })),
-            "{:?}",
-            done[1]
-        );
-        assert!(
-            matches!(done[2], Err(CacheError::Internal { .. })),
-            "{:?}",
-            done[2]
-        );
-        assert_eq!(done[3], Ok(0.0));
-        assert_eq!(read_json(&shared, b"a").as_deref(), Some(&b"1"[..]));
-        assert_eq!(read_json(&shared, b"b").as_deref(), Some(&b"2"[..]));
-        release(shared);
-        std::fs::remove_dir_all(&dir).unwrap();
+        with_store("panic-retry", |shared| {
+            // The malformed batch fails the group's transaction before the panic is reached, so
+            // the group is retried one request per transaction.
+            let done = Replies::new().run(
+                shared,
+                vec![
+                    WriteKind::Batch(encode_put(b"a", b"1")),
+                    WriteKind::Batch(vec![1, 2, 3]),
+                    WriteKind::PanicForTest,
+                    WriteKind::Batch(encode_put(b"b", b"2")),
+                ],
+            );
+            assert_eq!(done[0], Ok(0.0));
+            assert!(
+                matches!(done[1], Err(CacheError::InvalidRequest { .. })),
+                "{:?}",
+                done[1]
+            );
+            assert!(
+                matches!(done[2], Err(CacheError::Internal { .. })),
+                "{:?}",
+                done[2]
+            );
+            assert_eq!(done[3], Ok(0.0));
+            assert_eq!(read_json(shared, b"a").as_deref(), Some(&b"1"[..]));
+            assert_eq!(read_json(shared, b"b").as_deref(), Some(&b"2"[..]));
+        });
     }
 
     #[test]
     fn a_sweep_removes_expiry_index_rows_too_short_to_index_anything() {
-        let dir = temp_dir("short-row");
-        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
-        {
-            let (_g, mut txn) = shared.store.write_txn().unwrap();
-            shared.store.expiries.put(&mut txn, b"abc", b"").unwrap();
-            // Exactly an expiry, no stored key.
-            shared.store.expiries.put(&mut txn, &[0u8; 8], b"").unwrap();
-            txn.commit().unwrap();
-        }
-        let replies = Replies::new();
-        for _ in 0..2 {
-            let done = replies.run(&shared, vec![WriteKind::Sweep { now: u64::MAX }]);
-            assert_eq!(done, vec![Ok(0.0)]);
-        }
-        let rows = shared
-            .store
-            .read(|txn| Ok(shared.store.expiries.len(txn).unwrap()))
-            .unwrap();
-        assert_eq!(rows, 0);
-        release(shared);
-        std::fs::remove_dir_all(&dir).unwrap();
+        with_store("short-row", |shared| {
+            {
+                let (_g, mut txn) = shared.store.write_txn().unwrap();
+                shared.store.expiries.put(&mut txn, b"abc", b"").unwrap();
+                // Exactly an expiry, no stored key.
+                shared.store.expiries.put(&mut txn, &[0u8; 8], b"").unwrap();
+                txn.commit().unwrap();
+            }
+            let replies = Replies::new();
+            for _ in 0..2 {
+                let done = replies.run(shared, vec![WriteKind::Sweep { now: u64::MAX }]);
+                assert_eq!(done, vec![Ok(0.0)]);
+            }
+            let rows = shared
+                .store
+                .read(|txn| Ok(shared.store.expiries.len(txn).unwrap()))
+                .unwrap();
+            assert_eq!(rows, 0);
+        });
     }
 
     #[test]
     fn an_undecodable_record_fails_reads_naming_its_key_and_a_set_or_del_of_that_key_repairs_it() {
         use crate::keys::StoredKey;
-        let dir = temp_dir("corrupt");
-        let shared = acquire(&dir, &StoreOptions::default()).unwrap();
-        let corrupt = |key: &[u8]| {
-            let (_g, mut txn) = shared.store.write_txn().unwrap();
-            let stored = StoredKey::encode(key);
-            shared
-                .store
-                .entries
-                .put(&mut txn, stored.as_bytes(), b"\xff\xff")
-                .unwrap();
-            txn.commit().unwrap();
-        };
-        let replies = Replies::new();
-        let run = |kind| replies.run(&shared, vec![kind]);
-        corrupt(b"bad");
-        let read = shared.store.lookup(b"bad", |_| ());
-        assert!(
-            matches!(&read, Err(CacheError::CorruptRecord { detail }) if detail.contains("\"bad\"")),
-            "{read:?}"
-        );
-        assert_eq!(
-            run(WriteKind::Sweep { now: u64::MAX }),
-            vec![Ok(0.0)],
-            "a sweep passes it by"
-        );
-        assert_eq!(
-            run(WriteKind::Batch(encode_put(b"bad", b"1"))),
-            vec![Ok(0.0)]
-        );
-        assert_eq!(
-            read_json(&shared, b"bad").as_deref(),
-            Some(&b"1"[..]),
-            "overwritten"
-        );
-        corrupt(b"bad");
-        let mut del = 1u32.to_le_bytes().to_vec();
-        del.extend_from_slice(&[2, 0]);
-        del.extend_from_slice(&3u32.to_le_bytes());
-        del.extend_from_slice(b"bad");
-        assert_eq!(run(WriteKind::Batch(del)), vec![Ok(0.0)]);
-        assert!(
-            shared.store.lookup(b"bad", |r| r.is_none()).unwrap(),
-            "deleted"
-        );
-        release(shared);
-        std::fs::remove_dir_all(&dir).unwrap();
+        with_store("corrupt", |shared| {
+            let corrupt = |key: &[u8]| {
+                let (_g, mut txn) = shared.store.write_txn().unwrap();
+                let stored = StoredKey::encode(key);
+                shared
+                    .store
+                    .entries
+                    .put(&mut txn, stored.as_bytes(), b"\xff\xff")
+                    .unwrap();
+                txn.commit().unwrap();
+            };
+            let replies = Replies::new();
+            let run = |kind| replies.run(shared, vec![kind]);
+            corrupt(b"bad");
+            let read = shared.store.lookup(b"bad", |_| ());
+            assert!(
+                matches!(&read, Err(CacheError::CorruptRecord { detail }) if detail.contains("\"bad\"")),
+                "{read:?}"
+            );
+            assert_eq!(
+                run(WriteKind::Sweep { now: u64::MAX }),
+                vec![Ok(0.0)],
+                "a sweep passes it by"
+            );
+            assert_eq!(
+                run(WriteKind::Batch(encode_put(b"bad", b"1"))),
+                vec![Ok(0.0)]
+            );
+            assert_eq!(
+                read_json(shared, b"bad").as_deref(),
+                Some(&b"1"[..]),
+                "overwritten"
+            );
+            corrupt(b"bad");
+            let mut del = 1u32.to_le_bytes().to_vec();
+            del.extend_from_slice(&[2, 0]);
+            del.extend_from_slice(&3u32.to_le_bytes());
+            del.extend_from_slice(b"bad");
+            assert_eq!(run(WriteKind::Batch(del)), vec![Ok(0.0)]);
+            assert!(
+                shared.store.lookup(b"bad", |r| r.is_none()).unwrap(),
+                "deleted"
+            );
+        });
     }
 
     #[test]
