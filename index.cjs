@@ -79,12 +79,6 @@ function nativeBinaryError(error) {
 const binding = loadBinding()
 
 const NAMESPACE_SEPARATOR = '\u241F'
-const WRITE_BATCH = 0
-const WRITE_SWEEP = 1
-const OP_PUT = 1
-const OP_DEL = 2
-const OP_FLAG_EXPIRY = 1
-const OP_FLAG_UNDEFINED = 2
 const DURABILITY_CODES = { nosync: 0, durable: 1, strict: 2 }
 const DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 const DEFAULT_MAX_MAP_SIZE = 256 * 1024 * 1024 * 1024
@@ -137,6 +131,13 @@ const CTL_HAS_EXPIRY = L.CTL_HAS_EXPIRY
 const CTL_NOW = L.CTL_NOW
 const CTL_VALUE_LEN = L.CTL_VALUE_LEN
 const CTL_VALUE_ASCII = L.CTL_VALUE_ASCII
+const CTL_VALUE_KIND = L.CTL_VALUE_KIND
+const WRITE_BATCH = L.REQUEST_BATCH
+const WRITE_SWEEP = L.REQUEST_SWEEP
+const OP_PUT = L.OP_PUT
+const OP_DEL = L.OP_DEL
+const OP_FLAG_EXPIRY = L.OP_FLAG_EXPIRY
+const OP_FLAG_UNDEFINED = L.OP_FLAG_UNDEFINED
 const LOOKUP_MISSING = L.LOOKUP_MISSING
 const LOOKUP_FOUND = L.LOOKUP_FOUND
 const LOOKUP_FOUND_LARGE = L.LOOKUP_FOUND_LARGE
@@ -159,6 +160,7 @@ const latin1Slice =
 
 /** buf[start, end) as a string; `ascii` when native code found the bytes all ASCII. */
 const textOf = (buf, start, end, ascii) => (ascii ? latin1Slice(buf, start, end) : utf8Slice(buf, start, end))
+const { decodeValue, decodePage } = require('./lib/codec.cjs').createValueDecoders(L, textOf)
 
 // ---------------------------------------------------------------------------------------
 // Errors: stable string codes
@@ -222,7 +224,7 @@ function expiryFor(ttlMs, now) {
 // requests made during one turn of the event loop reach native code in one call
 // (parse_flush), so a burst of writes costs one N-API call and lands in one commit.
 
-const REQUEST_HEADER_BYTES = 21
+const REQUEST_HEADER_BYTES = L.REQUEST_HEADER_LEN
 // A burst of writes larger than this is handed to the writer thread in parts, as each part
 // fills, rather than all at the end of the turn: the writer then commits while JS is still
 // encoding the rest (1,000 sets of 10 KB values: settled ~40% sooner, measured). Smaller
@@ -275,7 +277,7 @@ function opsSize(view, ops, exact) {
   let bytes = 4
   for (const op of ops) {
     const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
-    bytes += 18 + prefix.length + textSize(op.key, exact) + (op.json === undefined ? 0 : 4 + textSize(op.json, exact))
+    bytes += L.OP_FIXED_LEN + prefix.length + textSize(op.key, exact) + (op.json === undefined ? 0 : 4 + textSize(op.json, exact))
   }
   return bytes
 }
@@ -436,32 +438,17 @@ function lookup(view, key, wantValue) {
 function foundValue(status) {
   if (status === LOOKUP_FOUND) {
     const end = VALUE_OFFSET + ctl[CTL_VALUE_LEN]
-    return JSON.parse(textOf(scratch, VALUE_OFFSET, end, ctl[CTL_VALUE_ASCII] === 1))
+    return decodeValue(scratch, VALUE_OFFSET, end, ctl[CTL_VALUE_KIND], ctl[CTL_VALUE_ASCII] === 1)
   }
   if (status === LOOKUP_FOUND_LARGE) {
     const large = binding.takeLargeValue()
-    return JSON.parse(textOf(large, 0, large.length, ctl[CTL_VALUE_ASCII] === 1))
+    return decodeValue(large, 0, large.length, ctl[CTL_VALUE_KIND], ctl[CTL_VALUE_ASCII] === 1)
   }
   return undefined
 }
 
 function readValue(view, key) {
   return foundValue(lookup(view, key, true))
-}
-
-/**
- * Decodes the page in buf[start, end) into `[key, value]` pairs; records the cursor and
- * whether it was the last page.
- */
-function decodePage(buf, start, end, scan) {
-  // [u8 flags: 1 done, 2 ASCII][u32 count][u32 JSON length][JSON: [[key,value],...]][cursor]
-  const flags = buf[start]
-  const jsonStart = start + 9
-  const jsonEnd = jsonStart + buf.readUInt32LE(start + 5)
-  // A copy: the page may sit in the scratch buffer, which the next native call reuses.
-  scan.after = jsonEnd < end ? Buffer.from(buf.subarray(jsonEnd, end)) : null
-  scan.lastPage = (flags & 1) === 1
-  return JSON.parse(textOf(buf, jsonStart, jsonEnd, (flags & 2) === 2))
 }
 
 function normaliseLimit(opts) {
@@ -764,9 +751,9 @@ async function countEntries(view, opts) {
       Date.now(),
       COUNT_CHUNK,
     )
-    total += chunk.readUInt32LE(1)
-    if (chunk[0] === 1) return total
-    after = chunk.subarray(5)
+    total += chunk.readUInt32LE(L.PAGE_COUNT_AT)
+    if ((chunk[0] & L.PAGE_FLAG_DONE) !== 0) return total
+    after = chunk.subarray(L.COUNT_HEADER_LEN)
     await new Promise((resolve) => setImmediate(resolve))
   }
 }

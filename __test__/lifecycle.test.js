@@ -126,6 +126,8 @@ test('a second copy of the package in one process refuses a directory the first 
       }
     }
     fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true })
+    // Its dependencies (msgpackr) resolve from this checkout's node_modules.
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'))
     const { createRequire } = await import('node:module')
     const second = createRequire(import.meta.url)(path.join(copy, 'index.cjs'))
     const first = await import('../index.js')

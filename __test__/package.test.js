@@ -77,6 +77,7 @@ test('the tarball holds the runtime files only', { skip }, () => {
     'index.d.cts',
     'index.d.ts',
     'index.js',
+    'lib/codec.cjs',
     'lib/locks.cjs',
     'lib/migrate.cjs',
     'package.json',

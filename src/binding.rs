@@ -23,38 +23,15 @@ use parking_lot::Mutex;
 use crate::error::{CacheError, CacheResult};
 use crate::keys::KeyRange;
 use crate::record::expiry_from_js;
+use crate::record::Payload;
 use crate::registry::{self, SharedStore};
 use crate::store::{ExpiredEntry, PageEnd, Store, StoreOptions};
 use crate::writer::{
     parse_flush, Completion, CompletionSink, Durability, Reply, WriteKind, WriteRequest,
-    REQUEST_SWEEP,
 };
 
-// Scratch buffer layout, shared with index.cjs through `init()`'s `layout` object.
-// Control slots are f64 (a Float64Array over the first bytes).
-const CTL_HANDLE: usize = 0;
-const CTL_KEY_LEN: usize = 1;
-const CTL_WANT_VALUE: usize = 2;
-const CTL_EXPIRY: usize = 3;
-const CTL_HAS_EXPIRY: usize = 4;
-const CTL_NOW: usize = 5;
-const CTL_VALUE_LEN: usize = 6;
-/// 1 when the value's bytes are all ASCII: JS then decodes them as Latin-1, a plain copy,
-/// instead of running the UTF-8 decoder (which matters for values of kilobytes).
-const CTL_VALUE_ASCII: usize = 7;
-const CTL_SLOTS: usize = 8;
-const KEY_OFFSET: usize = CTL_SLOTS * 8;
-const KEY_CAPACITY: usize = 8 * 1024;
-const VALUE_OFFSET: usize = KEY_OFFSET + KEY_CAPACITY;
-const VALUE_CAPACITY: usize = 64 * 1024;
-const SCRATCH_LEN: usize = VALUE_OFFSET + VALUE_CAPACITY;
-
-// What a lookup found (the return value of `lookup`).
-const LOOKUP_MISSING: i32 = 0;
-const LOOKUP_FOUND: i32 = 1;
-const LOOKUP_FOUND_UNDEFINED: i32 = 2;
-const LOOKUP_FOUND_LARGE: i32 = 3;
-const LOOKUP_FAILED: i32 = -1;
+// The scratch-buffer layout, lookup statuses and page layout are the protocol's.
+use crate::protocol::*;
 
 /// The JS error code carried by every error this module throws.
 pub struct ErrorCode(&'static str);
@@ -171,23 +148,28 @@ impl ThreadState {
                 if record.expiry.is_some() { 1.0 } else { 0.0 },
             );
             self.set_ctl(CTL_EXPIRY, record.expiry.unwrap_or(0) as f64);
-            let Some(json) = record.json else {
-                return LOOKUP_FOUND_UNDEFINED;
+            let (value, kind) = match record.payload {
+                Payload::Undefined => return LOOKUP_FOUND_UNDEFINED,
+                Payload::MsgPack(v) => (v, VALUE_MSGPACK),
+                Payload::Json(v) => (v, VALUE_JSON),
             };
-            self.set_ctl(CTL_VALUE_LEN, json.len() as f64);
+            self.set_ctl(CTL_VALUE_LEN, value.len() as f64);
             if !want_value {
                 return LOOKUP_FOUND;
             }
-            self.set_ctl(CTL_VALUE_ASCII, if json.is_ascii() { 1.0 } else { 0.0 });
-            if json.len() <= VALUE_CAPACITY {
-                // SAFETY: json.len() <= VALUE_CAPACITY, so the copy stays inside the scratch
+            self.set_ctl(CTL_VALUE_KIND, kind as f64);
+            if kind == VALUE_JSON {
+                self.set_ctl(CTL_VALUE_ASCII, if value.is_ascii() { 1.0 } else { 0.0 });
+            }
+            if value.len() <= VALUE_CAPACITY {
+                // SAFETY: value.len() <= VALUE_CAPACITY, so the copy stays inside the scratch
                 // buffer; the source is LMDB's map, valid during this read transaction.
                 unsafe {
-                    ptr::copy_nonoverlapping(json.as_ptr(), scratch.add(VALUE_OFFSET), json.len())
+                    ptr::copy_nonoverlapping(value.as_ptr(), scratch.add(VALUE_OFFSET), value.len())
                 };
                 LOOKUP_FOUND
             } else {
-                large = Some(json.to_vec());
+                large = Some(value.to_vec());
                 LOOKUP_FOUND_LARGE
             }
         })?;
@@ -426,31 +408,8 @@ pub fn init<'env>(
         hot.set_named_property(name, raw_function(raw_env, name, cb, port_number)?)?;
     }
     let mut layout = Object::new(env)?;
-    for (name, value) in [
-        ("CTL_HANDLE", CTL_HANDLE),
-        ("CTL_KEY_LEN", CTL_KEY_LEN),
-        ("CTL_WANT_VALUE", CTL_WANT_VALUE),
-        ("CTL_EXPIRY", CTL_EXPIRY),
-        ("CTL_HAS_EXPIRY", CTL_HAS_EXPIRY),
-        ("CTL_NOW", CTL_NOW),
-        ("CTL_VALUE_LEN", CTL_VALUE_LEN),
-        ("CTL_VALUE_ASCII", CTL_VALUE_ASCII),
-        ("CTL_SLOTS", CTL_SLOTS),
-        ("KEY_OFFSET", KEY_OFFSET),
-        ("KEY_CAPACITY", KEY_CAPACITY),
-        ("VALUE_OFFSET", VALUE_OFFSET),
-        ("VALUE_CAPACITY", VALUE_CAPACITY),
-    ] {
-        layout.set_named_property(name, value as u32)?;
-    }
-    for (name, value) in [
-        ("LOOKUP_MISSING", LOOKUP_MISSING),
-        ("LOOKUP_FOUND", LOOKUP_FOUND),
-        ("LOOKUP_FOUND_UNDEFINED", LOOKUP_FOUND_UNDEFINED),
-        ("LOOKUP_FOUND_LARGE", LOOKUP_FOUND_LARGE),
-        ("LOOKUP_FAILED", LOOKUP_FAILED),
-    ] {
-        layout.set_named_property(name, value)?;
+    for (name, value) in EXPORTED {
+        layout.set_named_property(name, *value as f64)?;
     }
     // SAFETY: `buffer` is a live napi_value created above in this same call scope.
     let buffer_value = unsafe { Unknown::from_raw_unchecked(raw_env, buffer) };
@@ -836,14 +795,11 @@ fn key_range(
     }
 }
 
-const PAGE_HEADER_LEN: usize = 9;
-
 /// One page of `entries()`: live entries whose full key starts with `prefix` and lies within
 /// the optional full-key bounds, ascending (or descending when `reverse`), after the cursor
-/// `after` of the previous page. The page is `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count]
-/// [u32 LE JSON length][JSON][cursor]`: the JSON text is `[[key,value],...]` (see
-/// `Store::scan_page`), the cursor (opaque to JS, to continue after; empty when done) fills
-/// the rest. It is written into the scratch buffer's value area (returns null,
+/// `after` of the previous page. The page's layout is the protocol's (see `protocol`); its
+/// body is `Store::scan_page`'s; the cursor (opaque to JS, to continue after; empty when
+/// done) fills the rest. It is written into the scratch buffer's value area (returns null,
 /// length in CTL_VALUE_LEN), or returned as a Buffer when larger than that area. Expired
 /// entries met are queued for lazy deletion.
 #[napi]
@@ -867,6 +823,7 @@ pub fn entries_page(
         let mut out = std::mem::take(&mut t.page_out);
         out.clear();
         out.resize(PAGE_HEADER_LEN, 0);
+        let mut json_values = Vec::new();
         let (count, end) = scan_store(t, handle, now, |store, now_ms, expired| {
             store.scan_page(
                 &range,
@@ -876,14 +833,25 @@ pub fn entries_page(
                 max_entries.max(1) as usize,
                 max_bytes.max(1) as usize,
                 &mut out,
+                &mut json_values,
                 expired,
             )
         })?;
-        let json_len = out.len() - PAGE_HEADER_LEN;
-        let ascii = out[PAGE_HEADER_LEN..].is_ascii();
-        out[0] = matches!(end, PageEnd::Done) as u8 | (ascii as u8) << 1;
-        out[1..5].copy_from_slice(&(count as u32).to_le_bytes());
-        out[5..9].copy_from_slice(&(json_len as u32).to_le_bytes());
+        let body_len = out.len() - PAGE_HEADER_LEN;
+        out[0] = if matches!(end, PageEnd::Done) {
+            PAGE_FLAG_DONE
+        } else {
+            0
+        };
+        let put_u32 = |out: &mut Vec<u8>, at: usize, n: usize| {
+            out[at..at + 4].copy_from_slice(&(n as u32).to_le_bytes())
+        };
+        put_u32(&mut out, PAGE_COUNT_AT, count);
+        put_u32(&mut out, PAGE_BODY_LEN_AT, body_len);
+        put_u32(&mut out, PAGE_JSON_COUNT_AT, json_values.len());
+        for i in json_values {
+            out.extend_from_slice(&i.to_le_bytes());
+        }
         if let PageEnd::After(cursor) = &end {
             out.extend_from_slice(cursor);
         }
@@ -926,8 +894,12 @@ pub fn count_page(
         let (count, end) = scan_store(t, handle, now, |store, now_ms, expired| {
             store.count_page(&range, after, now_ms, max_entries.max(1) as usize, expired)
         })?;
-        let mut out = Vec::with_capacity(5 + 64);
-        out.push(matches!(end, PageEnd::Done) as u8);
+        let mut out = Vec::with_capacity(COUNT_HEADER_LEN + 64);
+        out.push(if matches!(end, PageEnd::Done) {
+            PAGE_FLAG_DONE
+        } else {
+            0
+        });
         out.extend_from_slice(&(count as u32).to_le_bytes());
         if let PageEnd::After(cursor) = &end {
             out.extend_from_slice(cursor);

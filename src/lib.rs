@@ -8,10 +8,12 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod binding;
+mod codec;
 mod error;
 mod keys;
 #[cfg(test)]
 mod proptests;
+mod protocol;
 mod record;
 mod registry;
 mod store;

@@ -1,6 +1,5 @@
-//! Property tests of the decoders that read untrusted bytes: `Record::decode` (bytes from the
-//! file, possibly written by another version or damaged), `keys::classify` (stored keys met
-//! while scanning) and `writer::parse_batch` / `writer::parse_flush` (requests encoded by JS).
+//! Property tests of the decoders that read untrusted bytes: `keys::classify` (stored keys
+//! met while scanning) and `writer::parse_batch` / `writer::parse_flush` (requests encoded by JS).
 //!
 //! No crate: a deterministic PRNG (splitmix64, fixed seeds) drives many iterations over
 //! varied lengths, random bytes, well-formed inputs and mutations of them (truncations,
@@ -9,7 +8,7 @@
 //! must be consistent with the encoder.
 
 use crate::keys::{self, StoredKey, StoredKind, DIRECT_KEY_MAX, LONG_KEY_LEN};
-use crate::record::{expiry_from_js, Record};
+use crate::record::expiry_from_js;
 use crate::writer::{parse_batch, parse_flush, Op};
 
 /// splitmix64: tiny, deterministic, good enough to drive inputs.
@@ -114,95 +113,6 @@ fn mutate(rng: &mut Rng, good: &[u8], length_fields: &[usize]) -> Vec<u8> {
 fn is_subslice(inner: &[u8], outer: &[u8]) -> bool {
     let (o, i) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
     i >= o && i + inner.len() <= o + outer.len()
-}
-
-// ---------------------------------------------------------------------------------------
-// Record::decode
-
-/// Checks what decode says about `bytes`: no panic, borrowed parts lie inside the input, and
-/// an accepted record re-encodes to exactly the same bytes (the format is canonical).
-fn check_record(bytes: &[u8]) {
-    if let Ok(record) = Record::decode(bytes) {
-        if let Some(k) = record.full_key {
-            assert!(is_subslice(k, bytes));
-        }
-        if let Some(j) = record.json {
-            assert!(is_subslice(j, bytes));
-        }
-        let mut again = Vec::new();
-        record.encode_into(&mut again);
-        assert_eq!(again, bytes, "decode accepted a non-canonical record");
-        assert_eq!(record.encoded_len(), bytes.len());
-    }
-}
-
-fn random_record(rng: &mut Rng) -> (Vec<u8>, Vec<usize>) {
-    let key_len = if rng.chance(50) { 0 } else { rng.len() };
-    let key = rng.bytes(key_len);
-    let json_len = rng.len().min(4096);
-    let json = rng.bytes(json_len);
-    let record = Record {
-        expiry: rng.chance(50).then(|| rng.next()),
-        full_key: rng.chance(50).then_some(&key[..]),
-        json: rng.chance(80).then_some(&json[..]),
-    };
-    let mut out = Vec::new();
-    record.encode_into(&mut out);
-    assert_eq!(Record::decode(&out).unwrap(), record);
-    let key_len_at = 1 + record.expiry.map_or(0, |_| 8);
-    let fields = if record.full_key.is_some() {
-        vec![key_len_at]
-    } else {
-        vec![]
-    };
-    (out, fields)
-}
-
-#[test]
-fn record_decode_never_panics_on_random_bytes() {
-    let mut rng = Rng::new(0x5eed_0001);
-    for _ in 0..30_000 {
-        let len = rng.len().min(600);
-        let mut bytes = rng.bytes(len);
-        // Half the time, a plausible header: version 1 and any flags.
-        if !bytes.is_empty() && rng.chance(50) {
-            bytes[0] = 0x10 | (rng.byte() & 0x0f);
-        }
-        check_record(&bytes);
-    }
-}
-
-#[test]
-fn record_decode_survives_huge_declared_key_lengths() {
-    for head in 0u8..=0xff {
-        for declared in [u32::MAX, u32::MAX - 12, 0x8000_0000, 0x7fff_ffff, 5, 4, 0] {
-            for tail in [0usize, 1, 3, 100] {
-                let mut bytes = vec![head];
-                if head & 0x1 != 0 {
-                    bytes.extend_from_slice(&42u64.to_le_bytes());
-                }
-                bytes.extend_from_slice(&declared.to_le_bytes());
-                bytes.extend(std::iter::repeat_n(b'k', tail));
-                check_record(&bytes);
-                // Truncations of it, down to nothing.
-                for cut in 0..bytes.len() {
-                    check_record(&bytes[..cut]);
-                }
-            }
-        }
-    }
-}
-
-#[test]
-fn record_decode_survives_mutations_of_valid_records() {
-    let mut rng = Rng::new(0x5eed_0002);
-    for _ in 0..8_000 {
-        let (good, fields) = random_record(&mut rng);
-        check_record(&good);
-        for _ in 0..4 {
-            check_record(&mutate(&mut rng, &good, &fields));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

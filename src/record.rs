@@ -1,22 +1,64 @@
-//! The stored record: a small header, then the value's JSON text.
+//! The stored record: a small header, then the value.
+//!
+//! Format 2 (written by this version):
 //!
 //! ```text
-//! byte 0      : version (high nibble, currently 1) | flags (low nibble)
-//!               flag 0x1 HAS_EXPIRY, 0x2 HAS_FULL_KEY, 0x4 UNDEFINED (no JSON payload)
-//! [8 bytes]   : expiry, epoch milliseconds, u64 little-endian       (if HAS_EXPIRY)
-//! [4 + n]     : full key length u32 LE, then its UTF-8 bytes         (if HAS_FULL_KEY)
-//! rest        : the value as JSON text (UTF-8)                       (unless UNDEFINED)
+//! byte 0      : version (high nibble, 2) | flags (low nibble):
+//!               0x1 HAS_EXPIRY, 0x2 HAS_FULL_KEY, 0x4 JSON_PAYLOAD, 0x8 HAS_ACCESS
+//! bytes 1..5  : CRC-32C, u32 LE, of the stored (LMDB) key, byte 0, then bytes 5.. of the
+//!               record
+//! [4 bytes]   : last access, minutes since the Unix epoch, u32 LE         (if HAS_ACCESS)
+//! [8 bytes]   : expiry, epoch milliseconds, u64 LE                        (if HAS_EXPIRY)
+//! [4 + n]     : full key length u32 LE, then its UTF-8 bytes              (if HAS_FULL_KEY)
+//! rest        : the value: MessagePack (see `codec`), or its JSON text when JSON_PAYLOAD
+//!               (what MessagePack cannot carry with JSON.parse semantics); empty for a
+//!               stored `undefined` (never a valid MessagePack or JSON value)
 //! ```
+//!
+//! HAS_ACCESS is room for a bounded cache's recency; nothing writes it yet, readers skip it.
+//! The checksum covers the stored key too, so a damaged key is caught as well as a damaged
+//! value: LMDB has no checksums of its own.
+//!
+//! Format 1 (read only; written by 0.1): byte 0 = 1 << 4 | flags (0x1 HAS_EXPIRY,
+//! 0x2 HAS_FULL_KEY, 0x4 UNDEFINED), then expiry and full key as above, then the JSON text;
+//! no checksum.
 //!
 //! Decoding never trusts the bytes: every length is bounds-checked.
 
+use crate::codec;
 use crate::error::{CacheError, CacheResult};
 
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
+const V1: u8 = 1;
 const FLAG_HAS_EXPIRY: u8 = 0x1;
 const FLAG_HAS_FULL_KEY: u8 = 0x2;
-const FLAG_UNDEFINED: u8 = 0x4;
-const KNOWN_FLAGS: u8 = FLAG_HAS_EXPIRY | FLAG_HAS_FULL_KEY | FLAG_UNDEFINED;
+const FLAG_JSON_PAYLOAD: u8 = 0x4;
+const FLAG_HAS_ACCESS: u8 = 0x8;
+const V1_FLAG_UNDEFINED: u8 = 0x4;
+const V1_KNOWN_FLAGS: u8 = FLAG_HAS_EXPIRY | FLAG_HAS_FULL_KEY | V1_FLAG_UNDEFINED;
+/// Bytes before the checksummed part: the version/flags byte and the checksum.
+const CHECKED_FROM: usize = 5;
+
+/// The stored value of a record.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Payload<'a> {
+    /// A stored `undefined` (absent for reads).
+    Undefined,
+    /// MessagePack written by `codec::json_to_msgpack`.
+    MsgPack(&'a [u8]),
+    /// JSON text.
+    Json(&'a [u8]),
+}
+
+impl<'a> Payload<'a> {
+    #[cfg(test)]
+    pub fn bytes(&self) -> Option<&'a [u8]> {
+        match *self {
+            Payload::Undefined => None,
+            Payload::MsgPack(b) | Payload::Json(b) => Some(b),
+        }
+    }
+}
 
 /// A decoded record borrowing the stored bytes.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -25,8 +67,22 @@ pub struct Record<'a> {
     pub expiry: Option<u64>,
     /// The full logical key, for long-form keys only.
     pub full_key: Option<&'a [u8]>,
-    /// The JSON text, or `None` for a stored `undefined`.
-    pub json: Option<&'a [u8]>,
+    /// Last access in minutes since the Unix epoch, where recorded.
+    pub access_minute: Option<u32>,
+    pub payload: Payload<'a>,
+}
+
+fn corrupt(detail: &str) -> CacheError {
+    CacheError::CorruptRecord {
+        detail: detail.to_string(),
+    }
+}
+
+/// The checksum of a format-2 record `bytes` (at least [`CHECKED_FROM`] long): its stored
+/// key, its version/flags byte, then its bytes after the checksum.
+fn checksum(stored_key: &[u8], bytes: &[u8]) -> u32 {
+    let sum = crc32c::crc32c_append(crc32c::crc32c(stored_key), &bytes[..1]);
+    crc32c::crc32c_append(sum, &bytes[CHECKED_FROM..])
 }
 
 impl<'a> Record<'a> {
@@ -34,8 +90,28 @@ impl<'a> Record<'a> {
         matches!(self.expiry, Some(x) if x <= now)
     }
 
-    /// Appends the encoded record to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
+    /// Appends the record, in format 2, to `out`; `stored_key` is the LMDB key it goes under.
+    /// (Puts use [`encode_put`], which transcodes as it writes.)
+    #[cfg(test)]
+    pub fn encode_into(&self, stored_key: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; CHECKED_FROM]);
+        self.encode_header_fields(out);
+        let json = match self.payload {
+            Payload::Undefined => false,
+            Payload::MsgPack(b) => {
+                out.extend_from_slice(b);
+                false
+            }
+            Payload::Json(b) => {
+                out.extend_from_slice(b);
+                true
+            }
+        };
+        seal(stored_key, out, start, self.flags(json));
+    }
+
+    fn flags(&self, json: bool) -> u8 {
         let mut flags = 0u8;
         if self.expiry.is_some() {
             flags |= FLAG_HAS_EXPIRY;
@@ -43,10 +119,19 @@ impl<'a> Record<'a> {
         if self.full_key.is_some() {
             flags |= FLAG_HAS_FULL_KEY;
         }
-        if self.json.is_none() {
-            flags |= FLAG_UNDEFINED;
+        if json {
+            flags |= FLAG_JSON_PAYLOAD;
         }
-        out.push((RECORD_VERSION << 4) | flags);
+        if self.access_minute.is_some() {
+            flags |= FLAG_HAS_ACCESS;
+        }
+        flags
+    }
+
+    fn encode_header_fields(&self, out: &mut Vec<u8>) {
+        if let Some(a) = self.access_minute {
+            out.extend_from_slice(&a.to_le_bytes());
+        }
         if let Some(x) = self.expiry {
             out.extend_from_slice(&x.to_le_bytes());
         }
@@ -54,62 +139,140 @@ impl<'a> Record<'a> {
             out.extend_from_slice(&(k.len() as u32).to_le_bytes());
             out.extend_from_slice(k);
         }
-        if let Some(j) = self.json {
-            out.extend_from_slice(j);
-        }
     }
 
-    pub fn encoded_len(&self) -> usize {
-        1 + self.expiry.map_or(0, |_| 8)
-            + self.full_key.map_or(0, |k| 4 + k.len())
-            + self.json.map_or(0, |j| j.len())
+    /// Decodes a record read under `stored_key` and checks its checksum (format 2).
+    pub fn decode(stored_key: &[u8], bytes: &'a [u8]) -> CacheResult<Record<'a>> {
+        let record = Record::decode_unverified(bytes)?;
+        if bytes[0] >> 4 == RECORD_VERSION {
+            let stored_sum =
+                u32::from_le_bytes(bytes[1..CHECKED_FROM].try_into().expect("4 bytes"));
+            if checksum(stored_key, bytes) != stored_sum {
+                return Err(corrupt(
+                    "checksum mismatch (the record or its key is damaged)",
+                ));
+            }
+        }
+        Ok(record)
     }
 
-    pub fn decode(bytes: &'a [u8]) -> CacheResult<Record<'a>> {
-        let corrupt = |detail: &str| CacheError::CorruptRecord {
-            detail: detail.to_string(),
-        };
-        let (&head, mut rest) = bytes.split_first().ok_or_else(|| corrupt("empty record"))?;
-        if head >> 4 != RECORD_VERSION {
-            return Err(corrupt("unknown record version"));
-        }
+    /// Decodes a record without checking its checksum: for what reads only the header
+    /// (counting, expiry), where a damaged value costs nothing.
+    pub fn decode_unverified(bytes: &'a [u8]) -> CacheResult<Record<'a>> {
+        let (&head, rest) = bytes.split_first().ok_or_else(|| corrupt("empty record"))?;
         let flags = head & 0x0f;
-        if flags & !KNOWN_FLAGS != 0 {
-            return Err(corrupt("unknown record flags"));
+        match head >> 4 {
+            RECORD_VERSION => {
+                let rest = rest
+                    .get(CHECKED_FROM - 1..)
+                    .ok_or_else(|| corrupt("truncated checksum"))?;
+                let (access_minute, rest) = if flags & FLAG_HAS_ACCESS != 0 {
+                    let (a, r) =
+                        split_array::<4>(rest).ok_or_else(|| corrupt("truncated access time"))?;
+                    (Some(u32::from_le_bytes(a)), r)
+                } else {
+                    (None, rest)
+                };
+                let (expiry, full_key, rest) = decode_expiry_and_key(flags, rest)?;
+                let payload = match (flags & FLAG_JSON_PAYLOAD != 0, rest.is_empty()) {
+                    (false, true) => Payload::Undefined,
+                    (false, false) => Payload::MsgPack(rest),
+                    (true, false) => Payload::Json(rest),
+                    (true, true) => return Err(corrupt("empty JSON payload")),
+                };
+                Ok(Record {
+                    expiry,
+                    full_key,
+                    access_minute,
+                    payload,
+                })
+            }
+            V1 => {
+                if flags & !V1_KNOWN_FLAGS != 0 {
+                    return Err(corrupt("unknown record flags"));
+                }
+                let (expiry, full_key, rest) = decode_expiry_and_key(flags, rest)?;
+                let payload = if flags & V1_FLAG_UNDEFINED != 0 {
+                    if !rest.is_empty() {
+                        return Err(corrupt("payload after undefined marker"));
+                    }
+                    Payload::Undefined
+                } else {
+                    Payload::Json(rest)
+                };
+                Ok(Record {
+                    expiry,
+                    full_key,
+                    access_minute: None,
+                    payload,
+                })
+            }
+            _ => Err(corrupt("unknown record version")),
         }
-        let expiry = if flags & FLAG_HAS_EXPIRY != 0 {
-            let (x, r) = split_array::<8>(rest).ok_or_else(|| corrupt("truncated expiry"))?;
-            rest = r;
-            Some(u64::from_le_bytes(x))
-        } else {
-            None
-        };
-        let full_key = if flags & FLAG_HAS_FULL_KEY != 0 {
-            let (n, r) = split_array::<4>(rest).ok_or_else(|| corrupt("truncated key length"))?;
-            let n = u32::from_le_bytes(n) as usize;
-            if r.len() < n {
-                return Err(corrupt("truncated key"));
-            }
-            let (k, r) = r.split_at(n);
-            rest = r;
-            Some(k)
-        } else {
-            None
-        };
-        let json = if flags & FLAG_UNDEFINED != 0 {
-            if !rest.is_empty() {
-                return Err(corrupt("payload after undefined marker"));
-            }
-            None
-        } else {
-            Some(rest)
-        };
-        Ok(Record {
-            expiry,
-            full_key,
-            json,
-        })
     }
+}
+
+/// Fills in the version/flags byte and the checksum of the record at `out[start..]`.
+fn seal(stored_key: &[u8], out: &mut [u8], start: usize, flags: u8) {
+    out[start] = (RECORD_VERSION << 4) | flags;
+    let sum = checksum(stored_key, &out[start..]);
+    out[start + 1..start + CHECKED_FROM].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Appends the format-2 record of a put to `out`: the JSON text `json` (None: `undefined`)
+/// transcoded to MessagePack, or kept as JSON where MessagePack cannot carry it.
+pub fn encode_put(
+    stored_key: &[u8],
+    expiry: Option<u64>,
+    full_key: Option<&[u8]>,
+    json: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) {
+    let record = Record {
+        expiry,
+        full_key,
+        access_minute: None,
+        payload: Payload::Undefined,
+    };
+    let start = out.len();
+    out.extend_from_slice(&[0; CHECKED_FROM]);
+    record.encode_header_fields(out);
+    let mut kept_json = false;
+    if let Some(json) = json {
+        let payload_at = out.len();
+        if codec::json_to_msgpack(json, out).is_err() {
+            out.truncate(payload_at);
+            out.extend_from_slice(json);
+            kept_json = true;
+        }
+    }
+    seal(stored_key, out, start, record.flags(kept_json));
+}
+
+fn decode_expiry_and_key(
+    flags: u8,
+    mut rest: &[u8],
+) -> CacheResult<(Option<u64>, Option<&[u8]>, &[u8])> {
+    let expiry = if flags & FLAG_HAS_EXPIRY != 0 {
+        let (x, r) = split_array::<8>(rest).ok_or_else(|| corrupt("truncated expiry"))?;
+        rest = r;
+        Some(u64::from_le_bytes(x))
+    } else {
+        None
+    };
+    let full_key = if flags & FLAG_HAS_FULL_KEY != 0 {
+        let (n, r) = split_array::<4>(rest).ok_or_else(|| corrupt("truncated key length"))?;
+        let n = u32::from_le_bytes(n) as usize;
+        if r.len() < n {
+            return Err(corrupt("truncated key"));
+        }
+        let (k, r) = r.split_at(n);
+        rest = r;
+        Some(k)
+    } else {
+        None
+    };
+    Ok((expiry, full_key, rest))
 }
 
 fn split_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
@@ -132,30 +295,115 @@ pub fn expiry_from_js(ms: f64) -> Option<u64> {
     }
 }
 
+/// Appends a format-1 record (as 0.1 wrote it), for tests of reading old directories.
+#[cfg(test)]
+pub fn encode_v1_into(record: &Record<'_>, out: &mut Vec<u8>) {
+    let mut flags = 0u8;
+    if record.expiry.is_some() {
+        flags |= FLAG_HAS_EXPIRY;
+    }
+    if record.full_key.is_some() {
+        flags |= FLAG_HAS_FULL_KEY;
+    }
+    if record.payload == Payload::Undefined {
+        flags |= V1_FLAG_UNDEFINED;
+    }
+    out.push((V1 << 4) | flags);
+    if let Some(x) = record.expiry {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    if let Some(k) = record.full_key {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+    }
+    if let Payload::Json(j) = record.payload {
+        out.extend_from_slice(j);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn round_trip(r: Record<'_>) {
-        let mut out = Vec::new();
-        r.encode_into(&mut out);
-        assert_eq!(out.len(), r.encoded_len());
-        assert_eq!(Record::decode(&out).unwrap(), r);
+    fn sample_records<'a>(key: &'a [u8], body: &'a [u8]) -> Vec<Record<'a>> {
+        let mut all = Vec::new();
+        for expiry in [None, Some(0), Some(1_700_000_000_000)] {
+            for full_key in [None, Some(&b"k"[..]), Some(key)] {
+                for access_minute in [None, Some(29_000_000)] {
+                    for payload in [
+                        Payload::Undefined,
+                        Payload::MsgPack(&[0xc0]),
+                        Payload::MsgPack(body),
+                        Payload::Json(b"{}"),
+                        Payload::Json(b"\"x\""),
+                    ] {
+                        all.push(Record {
+                            expiry,
+                            full_key,
+                            access_minute,
+                            payload,
+                        });
+                    }
+                }
+            }
+        }
+        all
     }
 
     #[test]
     fn records_round_trip_with_every_flag_combination() {
-        for expiry in [None, Some(0), Some(1_700_000_000_000)] {
-            for full_key in [None, Some(&b"k"[..]), Some(&[7u8; 600][..])] {
-                for json in [None, Some(&b"{}"[..]), Some(&b""[..]), Some(&b"\"x\""[..])] {
-                    round_trip(Record {
-                        expiry,
-                        full_key,
-                        json,
-                    });
-                }
-            }
+        let long = [7u8; 600];
+        for r in sample_records(&long, b"\x92\x01\x02") {
+            let mut out = Vec::new();
+            r.encode_into(b"stored\0", &mut out);
+            assert_eq!(Record::decode(b"stored\0", &out).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn format_1_records_still_decode_and_carry_json() {
+        let long = [7u8; 600];
+        for r in sample_records(&long, b"") {
+            if matches!(r.payload, Payload::MsgPack(_)) || r.access_minute.is_some() {
+                continue;
+            }
+            let mut out = Vec::new();
+            encode_v1_into(&r, &mut out);
+            assert_eq!(Record::decode(b"any key", &out).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn a_put_is_messagepack_unless_only_json_can_carry_it() {
+        let mut out = Vec::new();
+        encode_put(b"k\0", None, None, Some(br#"{"a":[1,"x"]}"#), &mut out);
+        let r = Record::decode(b"k\0", &out).unwrap();
+        assert_eq!(
+            r.payload,
+            Payload::MsgPack(&[0x81, 0xa1, b'a', 0x92, 0x01, 0xa1, b'x'])
+        );
+        for json in [&br#"{"__proto__":1}"#[..], br#""\ud800""#] {
+            out.clear();
+            encode_put(b"k\0", Some(5), None, Some(json), &mut out);
+            let r = Record::decode(b"k\0", &out).unwrap();
+            assert_eq!(r.payload, Payload::Json(json));
+            assert_eq!(r.expiry, Some(5));
+        }
+        out.clear();
+        encode_put(b"k\0", None, None, None, &mut out);
+        assert_eq!(
+            Record::decode(b"k\0", &out).unwrap().payload,
+            Payload::Undefined
+        );
+    }
+
+    #[test]
+    fn a_record_read_under_another_key_fails_its_checksum() {
+        let mut out = Vec::new();
+        encode_put(b"a\0", None, None, Some(b"1"), &mut out);
+        assert!(Record::decode(b"b\0", &out).is_err());
+        assert!(Record::decode_unverified(&out).is_ok());
     }
 
     #[test]
@@ -163,7 +411,8 @@ mod tests {
         let r = Record {
             expiry: Some(10),
             full_key: None,
-            json: None,
+            access_minute: None,
+            payload: Payload::Undefined,
         };
         assert!(!r.is_expired(9));
         assert!(r.is_expired(10));
@@ -172,49 +421,98 @@ mod tests {
     }
 
     #[test]
-    fn truncated_and_foreign_bytes_are_errors_not_panics() {
-        let mut out = Vec::new();
-        Record {
-            expiry: Some(5),
-            full_key: Some(b"abc"),
-            json: Some(b"1"),
-        }
-        .encode_into(&mut out);
-        for cut in 0..out.len() - 1 {
-            // Every strict prefix but the one that only drops JSON bytes must fail to decode.
-            let r = Record::decode(&out[..cut]);
-            assert!(r.is_err() || cut >= 1 + 8 + 4 + 3, "cut {cut}");
-        }
-        assert!(Record::decode(&[0x00]).is_err());
-        assert!(Record::decode(&[0x1f]).is_err());
-        assert!(Record::decode(&[0x12, 0xff, 0xff, 0xff, 0xff]).is_err());
-    }
-
-    #[test]
-    fn arbitrary_bytes_never_panic() {
-        // A deterministic sweep over short inputs: decode must return, never panic.
-        let mut state = 0x9e3779b97f4a7c15u64;
-        for len in 0..64 {
-            for _ in 0..200 {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        (state & 0xff) as u8
-                    })
-                    .collect();
-                let _ = Record::decode(&bytes);
-                let _ = crate::keys::classify(&bytes);
-            }
-        }
-    }
-
-    #[test]
     fn js_expiry_rounds_up_and_treats_infinity_as_never() {
         assert_eq!(expiry_from_js(10.2), Some(11));
         assert_eq!(expiry_from_js(10.0), Some(10));
         assert_eq!(expiry_from_js(-5.0), Some(0));
         assert_eq!(expiry_from_js(f64::INFINITY), None);
+    }
+
+    fn any_record() -> impl Strategy<
+        Value = (
+            Vec<u8>,
+            Option<u64>,
+            Option<Vec<u8>>,
+            Option<u32>,
+            u8,
+            Vec<u8>,
+        ),
+    > {
+        (
+            proptest::collection::vec(any::<u8>(), 1..40),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..700)),
+            proptest::option::of(any::<u32>()),
+            0u8..3,
+            proptest::collection::vec(any::<u8>(), 1..300),
+        )
+    }
+
+    fn build<'a>(
+        parts: &'a (
+            Vec<u8>,
+            Option<u64>,
+            Option<Vec<u8>>,
+            Option<u32>,
+            u8,
+            Vec<u8>,
+        ),
+    ) -> Record<'a> {
+        let (_, expiry, full_key, access_minute, kind, body) = parts;
+        Record {
+            expiry: *expiry,
+            full_key: full_key.as_deref(),
+            access_minute: *access_minute,
+            payload: match kind {
+                0 => Payload::Undefined,
+                1 => Payload::MsgPack(body),
+                _ => Payload::Json(body),
+            },
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_record_round_trips(parts in any_record()) {
+            let r = build(&parts);
+            let mut out = Vec::new();
+            r.encode_into(&parts.0, &mut out);
+            prop_assert_eq!(Record::decode(&parts.0, &out).unwrap(), r);
+        }
+
+        /// One damaged byte anywhere in a record, or in its key, is always caught.
+        #[test]
+        fn any_flipped_byte_fails_the_checksum_or_the_parse(
+            parts in any_record(),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+            in_key in any::<bool>(),
+        ) {
+            let r = build(&parts);
+            let mut out = Vec::new();
+            r.encode_into(&parts.0, &mut out);
+            let mut key = parts.0.clone();
+            if in_key {
+                let i = at.index(key.len());
+                key[i] ^= flip;
+            } else {
+                let i = at.index(out.len());
+                out[i] ^= flip;
+            }
+            prop_assert!(Record::decode(&key, &out).is_err());
+        }
+
+        /// Arbitrary bytes never panic, and anything accepted re-encodes to the same bytes.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(r) = Record::decode_unverified(&bytes) {
+                if bytes[0] >> 4 == RECORD_VERSION {
+                    let mut again = Vec::new();
+                    r.encode_into(b"", &mut again);
+                    prop_assert_eq!(&again[CHECKED_FROM..], &bytes[CHECKED_FROM..]);
+                }
+            }
+            let _ = Record::decode(b"key", &bytes);
+        }
     }
 }

@@ -193,6 +193,7 @@ fn prepare_directory(path: &Path) -> CacheResult<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Payload;
     use crate::writer::{Completion, CompletionSink, Durability, Reply, WriteKind};
     use std::sync::mpsc;
 
@@ -275,7 +276,16 @@ mod tests {
     fn read_json(shared: &SharedStore, key: &[u8]) -> Option<Vec<u8>> {
         shared
             .store
-            .lookup(key, |r| r.and_then(|r| r.json.map(|j| j.to_vec())))
+            .lookup(key, |r| {
+                r.and_then(|r| match r.payload {
+                    Payload::Undefined => None,
+                    Payload::Json(j) => Some(j.to_vec()),
+                    Payload::MsgPack(m) => {
+                        let v: serde_json::Value = rmp_serde::from_slice(m).unwrap();
+                        Some(serde_json::to_vec(&v).unwrap())
+                    }
+                })
+            })
             .unwrap()
     }
 

@@ -21,11 +21,13 @@ use parking_lot::RwLock;
 
 use crate::error::{CacheError, CacheResult};
 use crate::keys::{self, KeyRange, StoredKey, StoredKind};
-use crate::record::Record;
+use crate::record::{Payload, Record};
 
 /// Version of the on-disk layout (databases, key forms, record header). Bumped on any
 /// incompatible change; a reader refuses formats newer than its own.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: records carry a checksum and MessagePack values (see `record`); a format-1 directory
+/// is marked format 2 when this version opens it (its records are read as they are).
+pub const FORMAT_VERSION: u32 = 2;
 
 const EXPIRIES_DB: &str = "expiries";
 const META_DB: &str = "meta";
@@ -184,7 +186,8 @@ impl Store {
             let record = match raw {
                 None => None,
                 Some(bytes) => {
-                    let record = Record::decode(bytes).map_err(|e| naming_key(e, full_key))?;
+                    let record = Record::decode(stored.as_bytes(), bytes)
+                        .map_err(|e| naming_key(e, full_key))?;
                     // A long key's slot may hold a different key with the same hash.
                     if stored.is_long() && record.full_key != Some(full_key) {
                         None
@@ -205,10 +208,12 @@ impl Store {
     /// reported in `expired`; entries holding `undefined` are skipped (they are absent for
     /// get/has too).
     ///
-    /// The page is one JSON text, `[[key,value],...]`: the key is the full key without
-    /// `range.prefix`, as a JSON string; the value is the stored JSON as it is. JS turns the
-    /// whole page into `[key, value]` pairs with a single `JSON.parse`, which costs less than
-    /// decoding each key and value with separate calls.
+    /// The page is one MessagePack array of `[key, value]` pairs: the key is the full key
+    /// without `range.prefix`, as a str; the value is the stored MessagePack as it is, or, for
+    /// a value stored as JSON, its text as a str, whose pair index goes to `json_values` (JS
+    /// parses those). JS decodes the whole page with one call, which costs less than decoding
+    /// each key and value with separate calls. Every record is checked against its checksum
+    /// first: a page never carries bytes that failed it.
     #[allow(clippy::too_many_arguments)]
     pub fn scan_page(
         &self,
@@ -219,25 +224,32 @@ impl Store {
         max_entries: usize,
         max_bytes: usize,
         out: &mut Vec<u8>,
+        json_values: &mut Vec<u32>,
         expired: &mut Vec<ExpiredEntry>,
     ) -> CacheResult<(usize, PageEnd)> {
-        let json_start = out.len();
-        out.push(b'[');
+        let page_start = out.len();
+        // An array32 header, its length filled in below.
+        out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
         let result = self.scan(
             range,
             reverse,
             after,
             PageWriter {
-                out: Some(&mut *out),
+                out: Some(PageOut {
+                    body: &mut *out,
+                    json_values,
+                }),
                 expired,
                 count: 0,
                 skipped: 0,
                 max_entries,
-                max_bytes: max_bytes.saturating_add(json_start),
+                max_bytes: max_bytes.saturating_add(page_start),
                 now,
             },
         );
-        out.push(b']');
+        if let Ok((count, _)) = &result {
+            out[page_start + 1..page_start + 5].copy_from_slice(&(*count as u32).to_be_bytes());
+        }
         result
     }
 
@@ -519,12 +531,12 @@ fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-/// Appends `bytes` (a key: UTF-8 written from a JS string) as a JSON string literal. Bytes
-/// that are not UTF-8 become U+FFFD, as decoding them in JS would.
-fn write_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends `bytes` (UTF-8 written from a JS string) as a MessagePack str. Bytes that are not
+/// UTF-8 become U+FFFD, as decoding them in JS would.
+fn write_msgpack_str(out: &mut Vec<u8>, bytes: &[u8]) {
     let text = String::from_utf8_lossy(bytes);
-    // Writing into a Vec cannot fail, and a str always serialises.
-    let _ = serde_json::to_writer(&mut *out, text.as_ref());
+    // Writing into a Vec cannot fail.
+    let _ = rmp::encode::write_str(out, &text);
 }
 
 /// Most entries one page (or count chunk) may skip (expired, or holding `undefined`) before it
@@ -533,10 +545,18 @@ fn write_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
 /// one call that holds them all.
 pub const MAX_SKIPPED_PER_PAGE: usize = 16_384;
 
+/// Where a page's entries go.
+struct PageOut<'o> {
+    /// The MessagePack body.
+    body: &'o mut Vec<u8>,
+    /// Indexes of the pairs whose value is JSON text.
+    json_values: &'o mut Vec<u32>,
+}
+
 /// Collects one page of a scan.
 struct PageWriter<'o> {
-    /// Where the JSON of the entries goes; `None` when only counting.
-    out: Option<&'o mut Vec<u8>>,
+    /// Where the entries go; `None` when only counting.
+    out: Option<PageOut<'o>>,
     expired: &'o mut Vec<ExpiredEntry>,
     count: usize,
     /// Entries skipped so far; the page ends at [`MAX_SKIPPED_PER_PAGE`].
@@ -547,6 +567,16 @@ struct PageWriter<'o> {
 }
 
 impl PageWriter<'_> {
+    /// Decodes a record; checks its checksum only when it goes into a page (counting reads
+    /// only the header).
+    fn decode<'t>(&self, stored: &[u8], bytes: &'t [u8]) -> CacheResult<Record<'t>> {
+        if self.out.is_some() {
+            Record::decode(stored, bytes)
+        } else {
+            Record::decode_unverified(bytes)
+        }
+    }
+
     /// Counts a skipped entry; true when the page must end after it.
     fn skip(&mut self) -> bool {
         self.skipped += 1;
@@ -568,7 +598,9 @@ impl PageWriter<'_> {
                 continue;
             };
             if let StoredKind::Direct(full_key) = kind {
-                let record = Record::decode(bytes).map_err(|e| naming_key(e, full_key))?;
+                let record = self
+                    .decode(stored, bytes)
+                    .map_err(|e| naming_key(e, full_key))?;
                 if let Some(end) =
                     self.visit(stored, full_key, &record, &done, scan.range, false)?
                 {
@@ -579,13 +611,14 @@ impl PageWriter<'_> {
             // A group of long keys sharing their first 480 bytes is stored in hash order:
             // read it whole and visit it in full-key order, so that entries() keeps exact byte
             // order and a `gt: lastKey` cursor skips nothing.
-            let mut members = vec![long_member(stored, bytes)?];
+            let verify = self.out.is_some();
+            let mut members = vec![long_member(stored, bytes, verify)?];
             while let Some(Ok((next, _))) = iter.peek() {
                 if !keys::same_long_group(stored, next) {
                     break;
                 }
                 if let Some(Ok((next, next_bytes))) = iter.next() {
-                    members.push(long_member(next, next_bytes)?);
+                    members.push(long_member(next, next_bytes, verify)?);
                 }
             }
             // Resuming inside this group: members up to the cursor were visited already.
@@ -674,20 +707,22 @@ impl PageWriter<'_> {
         }
         // A stored undefined is absent for get/has, so entries() skips it too, as
         // level-cache does.
-        let Some(json) = record.json else {
+        if record.payload == Payload::Undefined {
             return Ok(self.skip().then(|| (self.count, cursor())));
-        };
+        }
         let mut written = 0;
-        if let Some(out) = self.out.as_deref_mut() {
-            if self.count > 0 {
-                out.push(b',');
+        if let Some(PageOut { body, json_values }) = self.out.as_mut() {
+            body.push(0x92); // a pair
+            write_msgpack_str(body, &full_key[range.prefix.len()..]);
+            match record.payload {
+                Payload::MsgPack(value) => body.extend_from_slice(value),
+                Payload::Json(text) => {
+                    json_values.push(self.count as u32);
+                    write_msgpack_str(body, text);
+                }
+                Payload::Undefined => unreachable!("skipped above"),
             }
-            out.push(b'[');
-            write_json_string(out, &full_key[range.prefix.len()..]);
-            out.push(b',');
-            out.extend_from_slice(json);
-            out.push(b']');
-            written = out.len();
+            written = body.len();
         }
         self.count += 1;
         // Members of a long-key group get a larger byte budget: each page inside a group
@@ -721,9 +756,13 @@ fn naming_key(err: CacheError, full_key: &[u8]) -> CacheError {
 /// A long-key entry: its stored key, full key (from the record) and record.
 type LongMember<'t> = (&'t [u8], &'t [u8], Record<'t>);
 
-fn long_member<'t>(stored: &'t [u8], bytes: &'t [u8]) -> CacheResult<LongMember<'t>> {
-    let record =
-        Record::decode(bytes).map_err(|e| naming_key(e, &stored[..keys::DIRECT_KEY_MAX]))?;
+fn long_member<'t>(stored: &'t [u8], bytes: &'t [u8], verify: bool) -> CacheResult<LongMember<'t>> {
+    let record = if verify {
+        Record::decode(stored, bytes)
+    } else {
+        Record::decode_unverified(bytes)
+    }
+    .map_err(|e| naming_key(e, &stored[..keys::DIRECT_KEY_MAX]))?;
     let full_key = record.full_key.ok_or_else(|| CacheError::CorruptRecord {
         detail: "long key record without its key".into(),
     })?;
@@ -821,7 +860,16 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
         .map_err(heed_err)?;
     if let CommitOrAbort::Commit((entries, expiries, meta)) = existing {
         let rtxn = env.read_txn().map_err(heed_err)?;
-        check_format(meta.get(&rtxn, FORMAT_KEY).map_err(heed_err)?, path)?;
+        let found = check_format(meta.get(&rtxn, FORMAT_KEY).map_err(heed_err)?, path)?;
+        drop(rtxn);
+        if found < FORMAT_VERSION {
+            // Records of the older format stay readable as they are; new ones are written in
+            // this format, so an older version must refuse the directory from now on.
+            let mut wtxn = env.write_txn().map_err(heed_err)?;
+            meta.put(&mut wtxn, FORMAT_KEY, &format_record())
+                .map_err(heed_err)?;
+            wtxn.commit().map_err(heed_err)?;
+        }
         return Ok((entries, expiries, meta));
     }
 
@@ -842,6 +890,7 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
             .open_database::<Bytes, Bytes>(wtxn, Some(META_DB))
             .map_err(heed_err)?;
         if let (Some(expiries), Some(meta)) = (expiries, meta) {
+            // Made by another process since our read transaction: of this format.
             check_format(meta.get(wtxn, FORMAT_KEY).map_err(heed_err)?, path)?;
             return Ok(CommitOrAbort::Commit((main, expiries, meta)));
         }
@@ -858,9 +907,8 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
         let meta = opener
             .create_database::<Bytes, Bytes>(wtxn, Some(META_DB))
             .map_err(heed_err)?;
-        let v = serde_json::to_vec(&serde_json::json!({ "format": FORMAT_VERSION }))
-            .expect("a JSON literal serializes");
-        meta.put(wtxn, FORMAT_KEY, &v).map_err(heed_err)?;
+        meta.put(wtxn, FORMAT_KEY, &format_record())
+            .map_err(heed_err)?;
         Ok(CommitOrAbort::Commit((main, expiries, meta)))
     })?;
     match created {
@@ -872,7 +920,13 @@ fn open_databases(env: &Env<WithoutTls>, path: &Path) -> CacheResult<(Entries, E
     }
 }
 
-fn check_format(format: Option<&[u8]>, path: &Path) -> CacheResult<()> {
+fn format_record() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "format": FORMAT_VERSION }))
+        .expect("a JSON literal serializes")
+}
+
+/// The format version of an existing directory; newer than ours is refused.
+fn check_format(format: Option<&[u8]>, path: &Path) -> CacheResult<u32> {
     let invalid = |detail: &str| CacheError::InvalidDatabase {
         path: path.into(),
         detail: detail.into(),
@@ -890,7 +944,7 @@ fn check_format(format: Option<&[u8]>, path: &Path) -> CacheResult<()> {
             supported: FORMAT_VERSION,
         });
     }
-    Ok(())
+    Ok(found as u32)
 }
 
 #[cfg(test)]
@@ -1035,12 +1089,13 @@ mod tests {
             let stored = StoredKey::encode(full);
             let long = matches!(keys::classify(stored.as_bytes()), Some(StoredKind::Long));
             let mut rec = Vec::new();
-            Record {
-                expiry: *expiry,
-                full_key: long.then_some(*full),
-                json: *json,
-            }
-            .encode_into(&mut rec);
+            crate::record::encode_put(
+                stored.as_bytes(),
+                *expiry,
+                long.then_some(*full),
+                *json,
+                &mut rec,
+            );
             store
                 .entries
                 .put(&mut txn, stored.as_bytes(), &rec)
@@ -1092,10 +1147,11 @@ mod tests {
                         per_page,
                         1 << 20,
                         &mut out,
+                        &mut Vec::new(),
                         &mut expired,
                     )
                     .unwrap();
-                let page: Vec<(String, u32)> = serde_json::from_slice(&out).unwrap();
+                let page: Vec<(String, u32)> = rmp_serde::from_slice(&out).unwrap();
                 keys.extend(
                     page.into_iter()
                         .map(|(k, _)| k.trim_start_matches('a').to_string()),
@@ -1192,6 +1248,7 @@ mod tests {
                     100,
                     1 << 20,
                     &mut out,
+                    &mut Vec::new(),
                     &mut expired,
                 )
                 .unwrap();
@@ -1201,7 +1258,7 @@ mod tests {
                 expired.len()
             );
             expired_seen += expired.len();
-            let json: Vec<(String, u32)> = serde_json::from_slice(&out).unwrap();
+            let json: Vec<(String, u32)> = rmp_serde::from_slice(&out).unwrap();
             assert_eq!(json.len(), count);
             live.extend(json);
             pages += 1;
@@ -1236,13 +1293,15 @@ mod tests {
     }
 
     #[test]
-    fn a_scan_page_is_one_json_array_of_key_value_pairs_without_the_prefix_and_count_agrees() {
+    fn a_scan_page_is_one_messagepack_array_of_key_value_pairs_without_the_prefix_and_count_agrees()
+    {
         let (dir, store) = fresh_store("scan");
         let long_key = [b"p:".as_slice(), &[b'x'; 600]].concat();
         put_records(
             &store,
             &[
                 (b"p:a", None, Some(b"1")),
+                (b"p:json", None, Some(br#"{"__proto__":7}"#)),
                 (b"p:q\"uote\\back\nline\x01", None, Some(br#"{"s":"t"}"#)),
                 (b"p:expired", Some(5), Some(b"2")),
                 (b"p:undefined", None, None),
@@ -1257,7 +1316,7 @@ mod tests {
             upper: None,
         };
         let page = |after: Option<&[u8]>, max_entries: usize| {
-            let (mut out, mut expired) = (Vec::new(), Vec::new());
+            let (mut out, mut json_values, mut expired) = (Vec::new(), Vec::new(), Vec::new());
             let (count, end) = store
                 .scan_page(
                     &range,
@@ -1267,21 +1326,28 @@ mod tests {
                     max_entries,
                     1 << 20,
                     &mut out,
+                    &mut json_values,
                     &mut expired,
                 )
                 .unwrap();
-            let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let mut json: serde_json::Value = rmp_serde::from_slice(&out).unwrap();
+            // Values kept as JSON arrive as their text, their pairs listed: parse them, as JS does.
+            for i in json_values {
+                let pair = &mut json[i as usize];
+                pair[1] = serde_json::from_str(pair[1].as_str().unwrap()).unwrap();
+            }
             (count, end, json, expired.len())
         };
         let long_logical = "x".repeat(600);
         let expected = serde_json::json!([
             ["a", 1],
+            ["json", { "__proto__": 7 }],
             ["q\"uote\\back\nline\u{1}", { "s": "t" }],
             [long_logical, 3],
             ["\u{1F600}", [4]],
         ]);
         let (count, end, json, expired) = page(None, 100);
-        assert_eq!((count, json, expired), (4, expected.clone(), 1));
+        assert_eq!((count, json, expired), (5, expected.clone(), 1));
         assert!(matches!(end, PageEnd::Done));
 
         // Two entries per page: the cursor continues exactly after the last one.
@@ -1302,7 +1368,7 @@ mod tests {
             panic!("a full page must return a cursor")
         };
         let (count, end, last, _) = page(Some(&cursor), 2);
-        assert_eq!((count, last), (0, serde_json::json!([])));
+        assert_eq!((count, last), (1, serde_json::json!([expected[4]])));
         assert!(matches!(end, PageEnd::Done));
 
         // Counting walks the same entries and writes nothing.
@@ -1310,7 +1376,7 @@ mod tests {
         let (count, end) = store
             .count_page(&range, None, 10, 100, &mut expired)
             .unwrap();
-        assert_eq!((count, expired.len()), (4, 1));
+        assert_eq!((count, expired.len()), (5, 1));
         assert!(matches!(end, PageEnd::Done));
         let (count, end) = store
             .count_page(&range, None, 10, 3, &mut Vec::new())
@@ -1322,7 +1388,7 @@ mod tests {
         let (count, _) = store
             .count_page(&range, Some(&cursor), 10, 3, &mut Vec::new())
             .unwrap();
-        assert_eq!(count, 1);
+        assert_eq!(count, 2);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1337,14 +1403,10 @@ mod tests {
         {
             let (_g, mut txn) = store.write_txn().unwrap();
             let mut rec = Vec::new();
-            Record {
-                expiry: None,
-                full_key: None,
-                json: Some(json),
-            }
-            .encode_into(&mut rec);
             for i in 0..100_000 {
                 let k = StoredKey::encode(format!("user:{i}").as_bytes());
+                rec.clear();
+                crate::record::encode_put(k.as_bytes(), None, None, Some(json), &mut rec);
                 store.entries.put(&mut txn, k.as_bytes(), &rec).unwrap();
             }
             txn.commit().unwrap();
@@ -1361,7 +1423,9 @@ mod tests {
             let mut n = 0;
             for k in &keys {
                 n += store
-                    .lookup(k, |r| r.map(|r| r.json.unwrap().len()).unwrap_or(0))
+                    .lookup(k, |r| {
+                        r.map(|r| r.payload.bytes().unwrap().len()).unwrap_or(0)
+                    })
                     .unwrap();
             }
             println!(
@@ -1400,7 +1464,9 @@ mod tests {
             let t = std::time::Instant::now();
             for k in &seq {
                 n += store
-                    .lookup(k, |r| r.map(|r| r.json.unwrap().len()).unwrap_or(0))
+                    .lookup(k, |r| {
+                        r.map(|r| r.payload.bytes().unwrap().len()).unwrap_or(0)
+                    })
                     .unwrap();
             }
             println!(

@@ -16,7 +16,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CacheError, CacheResult};
 use crate::keys::StoredKey;
-use crate::record::{expiry_from_js, Record};
+use crate::record::{self, expiry_from_js, Record};
 use crate::store::Store;
 
 /// How a commit reaches the disk; a group is committed with the strongest mode it contains.
@@ -105,10 +105,10 @@ pub enum Op<'a> {
     },
 }
 
-const OP_PUT: u8 = 1;
-const OP_DEL: u8 = 2;
-const OP_FLAG_EXPIRY: u8 = 1;
-const OP_FLAG_UNDEFINED: u8 = 2;
+use crate::protocol::{
+    OP_DEL, OP_FLAG_EXPIRY, OP_FLAG_UNDEFINED, OP_PUT, REQUEST_BATCH, REQUEST_HEADER_LEN,
+    REQUEST_SWEEP,
+};
 
 /// Parses a batch encoded by the JS layer:
 ///
@@ -191,10 +191,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// What a flushed request asks for.
-pub const REQUEST_BATCH: u8 = 0;
-pub const REQUEST_SWEEP: u8 = 1;
-
 /// One request of a flush from the JS layer, borrowing the flush bytes.
 #[derive(Debug, PartialEq)]
 pub struct FlushedRequest<'a> {
@@ -216,7 +212,7 @@ pub struct FlushedRequest<'a> {
 pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
     let mut r = Reader { bytes, pos: 0 };
     let count = r.u32()? as usize;
-    let mut requests = Vec::with_capacity(count.min(bytes.len() / 21));
+    let mut requests = Vec::with_capacity(count.min(bytes.len() / REQUEST_HEADER_LEN));
     for _ in 0..count {
         let handle = r.u32()?;
         let ticket = r.u32()?;
@@ -551,7 +547,7 @@ impl Writer {
             // Undecodable (damaged, or not written by this package): overwritten as if absent.
             // An expiry index row it may have left is harmless: a sweep deletes an entry only
             // if its record carries that expiry, and drops the row either way.
-            Some(bytes) => match Record::decode(bytes) {
+            Some(bytes) => match Record::decode(stored.as_bytes(), bytes) {
                 Ok(record) if stored.is_long() && record.full_key != Some(full_key) => {
                     Err(Failure::Request(CacheError::KeyCollision))
                 }
@@ -577,14 +573,14 @@ impl Writer {
                     .map_err(|e| self.classify(e))?;
             }
         }
-        let record = Record {
-            expiry,
-            full_key: stored.is_long().then_some(full_key),
-            json,
-        };
         self.scratch.clear();
-        self.scratch.reserve(record.encoded_len());
-        record.encode_into(&mut self.scratch);
+        record::encode_put(
+            stored.as_bytes(),
+            expiry,
+            stored.is_long().then_some(full_key),
+            json,
+            &mut self.scratch,
+        );
         self.store
             .entries
             .put(txn, stored.as_bytes(), &self.scratch)
@@ -614,7 +610,7 @@ impl Writer {
                 .get(txn, stored.as_bytes())
                 .map_err(|e| self.classify(e))?;
             let Some(bytes) = raw else { return Ok(false) };
-            match Record::decode(bytes) {
+            match Record::decode(stored.as_bytes(), bytes) {
                 Ok(record) => {
                     if (stored.is_long() && record.full_key != Some(full_key))
                         || !condition(Some(&record))
@@ -692,7 +688,8 @@ impl Writer {
                 {
                     Some(bytes) => {
                         // An undecodable record is left for its key's owner to repair.
-                        Record::decode(bytes).is_ok_and(|r| r.expiry == Some(expiry))
+                        // The header is enough here: an expired record goes whatever its value.
+                        Record::decode_unverified(bytes).is_ok_and(|r| r.expiry == Some(expiry))
                     }
                     None => false,
                 };

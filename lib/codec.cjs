@@ -1,0 +1,63 @@
+'use strict'
+// Stored values back into JS values: what a read returns is exactly JSON.parse of the text
+// JSON.stringify wrote. Values arrive as MessagePack (transcoded from that text on the writer
+// thread, in the subset src/codec.rs describes) or, where MessagePack could not carry them
+// with JSON.parse's semantics (and in format-1 records), as JSON text.
+
+const { Unpackr } = require('msgpackr')
+
+// Maps as plain objects, no shared record structures: the writer emits neither records nor
+// extensions, 64-bit integers nor float32, and no "__proto__" key (msgpackr renames it).
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
+// One options object, reused: unpack() reads its start and end and keeps nothing.
+const range = { start: 0, end: 0 }
+
+/** buf[start, end), MessagePack, as a JS value. */
+function unpackValue(buf, start, end) {
+  range.start = start
+  range.end = end
+  return unpackr.unpack(buf, range)
+}
+
+/**
+ * Creates the decoders over `protocol` (init()'s layout object) and the text helpers.
+ * `textOf(buf, start, end, ascii)` turns bytes into a string.
+ */
+function createValueDecoders(protocol, textOf) {
+  const { VALUE_JSON, PAGE_FLAG_DONE, PAGE_COUNT_AT, PAGE_BODY_LEN_AT, PAGE_JSON_COUNT_AT, PAGE_HEADER_LEN } = protocol
+
+  /** A value of `kind` (VALUE_*) in buf[start, end); `ascii` only matters for JSON. */
+  function decodeValue(buf, start, end, kind, ascii) {
+    if (kind === VALUE_JSON) return JSON.parse(textOf(buf, start, end, ascii))
+    return unpackValue(buf, start, end)
+  }
+
+  /**
+   * Decodes the entries page in buf[start, end) into `[key, value]` pairs; records on `scan`
+   * the cursor to continue after and whether it was the last page.
+   */
+  function decodePage(buf, start, end, scan) {
+    const flags = buf[start]
+    const count = buf.readUInt32LE(start + PAGE_COUNT_AT)
+    const bodyStart = start + PAGE_HEADER_LEN
+    const bodyEnd = bodyStart + buf.readUInt32LE(start + PAGE_BODY_LEN_AT)
+    const jsonCount = buf.readUInt32LE(start + PAGE_JSON_COUNT_AT)
+    const cursorStart = bodyEnd + 4 * jsonCount
+    // A copy: the page may sit in the scratch buffer, which the next native call reuses.
+    scan.after = cursorStart < end ? Buffer.from(buf.subarray(cursorStart, end)) : null
+    scan.lastPage = (flags & PAGE_FLAG_DONE) === PAGE_FLAG_DONE
+    const pairs = unpackValue(buf, bodyStart, bodyEnd)
+    if (!Array.isArray(pairs) || pairs.length !== count) {
+      throw new Error(`an entries page holds ${Array.isArray(pairs) ? pairs.length : 'no'} pairs, not ${count}`)
+    }
+    for (let i = 0; i < jsonCount; i++) {
+      const pair = pairs[buf.readUInt32LE(bodyEnd + 4 * i)]
+      pair[1] = JSON.parse(pair[1])
+    }
+    return pairs
+  }
+
+  return { decodeValue, decodePage }
+}
+
+module.exports = { createValueDecoders }

@@ -1,0 +1,128 @@
+//! The wire protocol between index.cjs and native code: every number and layout both sides
+//! must agree on, in one place. JS holds none of its own: `init()` hands it [`EXPORTED`].
+//!
+//! * The scratch buffer (one per JS thread): `CTL_SLOTS` f64 control slots, then the key
+//!   area, then the value area. Reads pass the handle and key in, the status, expiry and
+//!   value come back out.
+//! * A flush (the writes of one event-loop turn): `[u32 LE request count]`, then per request
+//!   `[u32 LE handle][u32 LE ticket][u8 kind][f64 LE now][u32 LE payload length][payload]`.
+//! * A batch payload: `[u32 LE op count]`, then per op `[u8 kind][u8 flags][f64 LE expiry, if
+//!   OP_FLAG_EXPIRY][u32 LE key length][key UTF-8][u32 LE JSON length][JSON, unless a del or
+//!   OP_FLAG_UNDEFINED]`.
+//! * An entries page: `[u8 flags][u32 LE pair count][u32 LE body length][u32 LE JSON value
+//!   count][body: a MessagePack array of [key, value] pairs][u32 LE index of each pair whose
+//!   value is JSON text][cursor: the rest]`.
+//! * A count chunk: `[u8 flags][u32 LE count][cursor: the rest]`.
+
+// Scratch buffer: control slots (indexes into a Float64Array over its first bytes).
+pub const CTL_HANDLE: usize = 0;
+pub const CTL_KEY_LEN: usize = 1;
+pub const CTL_WANT_VALUE: usize = 2;
+pub const CTL_EXPIRY: usize = 3;
+pub const CTL_HAS_EXPIRY: usize = 4;
+pub const CTL_NOW: usize = 5;
+pub const CTL_VALUE_LEN: usize = 6;
+/// 1 when a JSON value's bytes are all ASCII: JS then decodes them as Latin-1, a plain copy,
+/// instead of running the UTF-8 decoder (which matters for values of kilobytes).
+pub const CTL_VALUE_ASCII: usize = 7;
+/// How the found value is encoded: one of the VALUE_* kinds.
+pub const CTL_VALUE_KIND: usize = 8;
+pub const CTL_SLOTS: usize = 9;
+// Scratch buffer: byte areas.
+pub const KEY_OFFSET: usize = CTL_SLOTS * 8;
+pub const KEY_CAPACITY: usize = 8 * 1024;
+pub const VALUE_OFFSET: usize = KEY_OFFSET + KEY_CAPACITY;
+pub const VALUE_CAPACITY: usize = 64 * 1024;
+pub const SCRATCH_LEN: usize = VALUE_OFFSET + VALUE_CAPACITY;
+
+/// Value encodings (CTL_VALUE_KIND).
+pub const VALUE_MSGPACK: i32 = 0;
+pub const VALUE_JSON: i32 = 1;
+
+/// What a lookup found (the return value of `lookup`).
+pub const LOOKUP_MISSING: i32 = 0;
+pub const LOOKUP_FOUND: i32 = 1;
+pub const LOOKUP_FOUND_UNDEFINED: i32 = 2;
+pub const LOOKUP_FOUND_LARGE: i32 = 3;
+pub const LOOKUP_FAILED: i32 = -1;
+
+/// Flush requests: the header before each payload, and the kinds.
+pub const REQUEST_HEADER_LEN: usize = 21;
+pub const REQUEST_BATCH: u8 = 0;
+pub const REQUEST_SWEEP: u8 = 1;
+
+/// Batch ops: kinds, flags, and the fixed bytes of one op (kind, flags, expiry, two lengths).
+pub const OP_PUT: u8 = 1;
+pub const OP_DEL: u8 = 2;
+pub const OP_FLAG_EXPIRY: u8 = 1;
+pub const OP_FLAG_UNDEFINED: u8 = 2;
+pub const OP_FIXED_LEN: usize = 18;
+
+/// Entries pages and count chunks.
+pub const PAGE_FLAG_DONE: u8 = 1;
+pub const PAGE_COUNT_AT: usize = 1;
+pub const PAGE_BODY_LEN_AT: usize = 5;
+pub const PAGE_JSON_COUNT_AT: usize = 9;
+pub const PAGE_HEADER_LEN: usize = 13;
+pub const COUNT_HEADER_LEN: usize = 5;
+
+/// Every number above, by name, as `init()` gives them to JS.
+pub const EXPORTED: &[(&str, i64)] = &[
+    ("CTL_HANDLE", CTL_HANDLE as i64),
+    ("CTL_KEY_LEN", CTL_KEY_LEN as i64),
+    ("CTL_WANT_VALUE", CTL_WANT_VALUE as i64),
+    ("CTL_EXPIRY", CTL_EXPIRY as i64),
+    ("CTL_HAS_EXPIRY", CTL_HAS_EXPIRY as i64),
+    ("CTL_NOW", CTL_NOW as i64),
+    ("CTL_VALUE_LEN", CTL_VALUE_LEN as i64),
+    ("CTL_VALUE_ASCII", CTL_VALUE_ASCII as i64),
+    ("CTL_VALUE_KIND", CTL_VALUE_KIND as i64),
+    ("CTL_SLOTS", CTL_SLOTS as i64),
+    ("KEY_OFFSET", KEY_OFFSET as i64),
+    ("KEY_CAPACITY", KEY_CAPACITY as i64),
+    ("VALUE_OFFSET", VALUE_OFFSET as i64),
+    ("VALUE_CAPACITY", VALUE_CAPACITY as i64),
+    ("VALUE_MSGPACK", VALUE_MSGPACK as i64),
+    ("VALUE_JSON", VALUE_JSON as i64),
+    ("LOOKUP_MISSING", LOOKUP_MISSING as i64),
+    ("LOOKUP_FOUND", LOOKUP_FOUND as i64),
+    ("LOOKUP_FOUND_UNDEFINED", LOOKUP_FOUND_UNDEFINED as i64),
+    ("LOOKUP_FOUND_LARGE", LOOKUP_FOUND_LARGE as i64),
+    ("LOOKUP_FAILED", LOOKUP_FAILED as i64),
+    ("REQUEST_HEADER_LEN", REQUEST_HEADER_LEN as i64),
+    ("REQUEST_BATCH", REQUEST_BATCH as i64),
+    ("REQUEST_SWEEP", REQUEST_SWEEP as i64),
+    ("OP_PUT", OP_PUT as i64),
+    ("OP_DEL", OP_DEL as i64),
+    ("OP_FLAG_EXPIRY", OP_FLAG_EXPIRY as i64),
+    ("OP_FLAG_UNDEFINED", OP_FLAG_UNDEFINED as i64),
+    ("OP_FIXED_LEN", OP_FIXED_LEN as i64),
+    ("PAGE_FLAG_DONE", PAGE_FLAG_DONE as i64),
+    ("PAGE_COUNT_AT", PAGE_COUNT_AT as i64),
+    ("PAGE_BODY_LEN_AT", PAGE_BODY_LEN_AT as i64),
+    ("PAGE_JSON_COUNT_AT", PAGE_JSON_COUNT_AT as i64),
+    ("PAGE_HEADER_LEN", PAGE_HEADER_LEN as i64),
+    ("COUNT_HEADER_LEN", COUNT_HEADER_LEN as i64),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_names_are_unique_and_the_scratch_areas_do_not_overlap() {
+        let mut names: Vec<&str> = EXPORTED.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EXPORTED.len());
+        assert!(KEY_OFFSET >= CTL_SLOTS * 8);
+        assert!(VALUE_OFFSET >= KEY_OFFSET + KEY_CAPACITY);
+        assert_eq!(
+            REQUEST_HEADER_LEN,
+            4 + 4 + 1 + 8 + 4,
+            "handle, ticket, kind, now, payload length"
+        );
+        assert_eq!(OP_FIXED_LEN, 1 + 1 + 8 + 4 + 4);
+        assert_eq!(PAGE_HEADER_LEN, PAGE_JSON_COUNT_AT + 4);
+    }
+}
