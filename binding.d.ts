@@ -39,10 +39,9 @@ export declare function enqueueRequests(flush: Uint8Array, port: number): void
 /**
  * One page of `entries()`: live entries whose full key starts with `prefix` and lies within
  * the optional full-key bounds, ascending (or descending when `reverse`), after the cursor
- * `after` of the previous page. The page is `[u8 flags: 1 done, 2 JSON all ASCII][u32 LE count]
- * [u32 LE JSON length][JSON][cursor]`: the JSON text is `[[key,value],...]` (see
- * `Store::scan_page`), the cursor (opaque to JS, to continue after; empty when done) fills
- * the rest. It is written into the scratch buffer's value area (returns null,
+ * `after` of the previous page. The page's layout is the protocol's (see `protocol`); its
+ * body is `Store::scan_page`'s; the cursor (opaque to JS, to continue after; empty when
+ * done) fills the rest. It is written into the scratch buffer's value area (returns null,
  * length in CTL_VALUE_LEN), or returned as a Buffer when larger than that area. Expired
  * entries met are queued for lazy deletion.
  */
