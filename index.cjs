@@ -161,6 +161,7 @@ const latin1Slice =
 /** buf[start, end) as a string; `ascii` when native code found the bytes all ASCII. */
 const textOf = (buf, start, end, ascii) => (ascii ? latin1Slice(buf, start, end) : utf8Slice(buf, start, end))
 const { decodeValue, decodePage } = require('./lib/codec.cjs').createValueDecoders(L, textOf)
+const { encodeMsgpack } = require('./lib/msgpack-encode.cjs')
 
 // ---------------------------------------------------------------------------------------
 // Errors: stable string codes
@@ -187,28 +188,38 @@ function describe(value) {
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`
 }
 
-/** JSON text of a value, or undefined for values JSON leaves out (undefined, functions). */
-// A value is read back as one JS string made from its UTF-8 bytes (in entries(), with its key
-// around it), so more UTF-8 bytes than the longest string V8 makes could be stored but never
-// read. The margin leaves room for the key of an entries() page.
+// A value is read back whole into JS (in entries(), a page with its key around it), so a
+// value of more bytes than the longest string V8 makes could be stored but perhaps never read.
+// The margin leaves room for the key of an entries() page.
 const MAX_VALUE_BYTES = BUFFER_LIMITS.MAX_STRING_LENGTH - 1024 * 1024
 
+/**
+ * The stored bytes of a value: `{ bytes, msgpack }`, MessagePack where it can carry the value
+ * with JSON's semantics, else JSON.stringify's UTF-8 text; undefined where JSON leaves the
+ * value out (undefined, functions, symbols).
+ */
 function encodeValue(value) {
-  let json
+  let bytes
+  let msgpack = true
   try {
-    json = JSON.stringify(value)
+    bytes = encodeMsgpack(value)
+    if (bytes === null) {
+      msgpack = false
+      const json = JSON.stringify(value)
+      bytes = json === undefined ? undefined : Buffer.from(json, 'utf8')
+    }
   } catch (cause) {
     throw codedError(TypeError, 'ERR_INVALID_VALUE', `the value cannot be stored as JSON: ${cause.message}`, cause)
   }
-  // At most 3 UTF-8 bytes per UTF-16 unit: only very long texts need counting.
-  if (json !== undefined && json.length > MAX_VALUE_BYTES / 3 && Buffer.byteLength(json) > MAX_VALUE_BYTES) {
+  if (bytes === undefined) return undefined
+  if (bytes.length > MAX_VALUE_BYTES) {
     throw codedError(
       RangeError,
       'ERR_INVALID_VALUE',
-      `the value's JSON is ${Buffer.byteLength(json)} bytes of UTF-8, more than the ${MAX_VALUE_BYTES} a read can turn back into a string`,
+      `the value takes ${bytes.length} bytes, more than the ${MAX_VALUE_BYTES} a read can turn back into a value`,
     )
   }
-  return json
+  return { bytes, msgpack }
 }
 
 function expiryFor(ttlMs, now) {
@@ -268,30 +279,30 @@ function flushWrites() {
   if (flushBuffer.length > 1024 * 1024) flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
 }
 
-/** Upper bound of an op's encoded size. */
 /**
  * The size of ops encoded by writeOps: an upper bound that counts 3 UTF-8 bytes per UTF-16
- * unit, or with `exact` the true size (it walks every string: for huge writes only).
+ * unit of a key, or with `exact` the true size (it walks every key: for huge writes only).
  */
 function opsSize(view, ops, exact) {
   let bytes = 4
   for (const op of ops) {
     const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
-    bytes += L.OP_FIXED_LEN + prefix.length + textSize(op.key, exact) + (op.json === undefined ? 0 : 4 + textSize(op.json, exact))
+    bytes += L.OP_FIXED_LEN + prefix.length + textSize(op.key, exact) + (op.value === undefined ? 0 : op.value.bytes.length)
   }
   return bytes
 }
 
 const textSize = (text, exact) => (exact ? Buffer.byteLength(text) : text.length * 3)
 
-/** Encodes ops ({kind, key, json, expiry}) for the view into buf at off; returns the end. */
+/** Encodes ops ({kind, key, value, expiry}) for the view into buf at off; returns the end. */
 function writeOps(buf, off, view, ops) {
   off = buf.writeUInt32LE(ops.length, off)
   for (const op of ops) {
     const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
     let flags = 0
     if (op.expiry !== undefined) flags |= OP_FLAG_EXPIRY
-    if (op.kind === OP_PUT && op.json === undefined) flags |= OP_FLAG_UNDEFINED
+    if (op.kind === OP_PUT && op.value === undefined) flags |= OP_FLAG_UNDEFINED
+    if (op.kind === OP_PUT && op.value !== undefined && op.value.msgpack) flags |= L.OP_FLAG_MSGPACK
     buf[off++] = op.kind
     buf[off++] = flags
     if (op.expiry !== undefined) off = buf.writeDoubleLE(op.expiry, off)
@@ -301,10 +312,11 @@ function writeOps(buf, off, view, ops) {
     const keyLen = prefix.length + utf8Write(buf, op.key, off + prefix.length)
     buf.writeUInt32LE(keyLen, keyLenAt)
     off += keyLen
-    if (op.kind === OP_PUT && op.json !== undefined) {
-      const jsonLen = utf8Write(buf, op.json, off + 4)
-      buf.writeUInt32LE(jsonLen, off)
-      off += 4 + jsonLen
+    if (op.kind === OP_PUT && op.value !== undefined) {
+      const bytes = op.value.bytes
+      buf.writeUInt32LE(bytes.length, off)
+      buf.set(bytes, off + 4)
+      off += 4 + bytes.length
     }
   }
   return off
@@ -589,9 +601,9 @@ function encodeBatchOp(op, handle, now) {
   const prefix = op.view === undefined ? undefined : viewOfBatchOp(op.view, handle).prefixBytes
   if (op.type === 'put') {
     const ttlMs = op.ttlMs ?? handle.defaultTtlMs
-    return { kind: OP_PUT, key: op.key, json: encodeValue(op.value), expiry: expiryFor(ttlMs, now), prefix }
+    return { kind: OP_PUT, key: op.key, value: encodeValue(op.value), expiry: expiryFor(ttlMs, now), prefix }
   }
-  if (op.type === 'del') return { kind: OP_DEL, key: op.key, json: undefined, expiry: undefined, prefix }
+  if (op.type === 'del') return { kind: OP_DEL, key: op.key, value: undefined, expiry: undefined, prefix }
   throw codedError(TypeError, 'ERR_INVALID_BATCH', `batch operation type must be "put" or "del", got ${describe(op.type)}`)
 }
 
@@ -626,10 +638,10 @@ function makeView(handle, namespace) {
       try {
         checkKey(key)
         if (handle.closed) throw closedError()
-        const json = encodeValue(value)
+        const encoded = encodeValue(value)
         const ttlMs = (opts === undefined || opts === null ? undefined : opts.ttlMs) ?? handle.defaultTtlMs
         const expiry = expiryFor(ttlMs, Date.now())
-        return write([{ kind: OP_PUT, key, json, expiry }])
+        return write([{ kind: OP_PUT, key, value: encoded, expiry }])
       } catch (error) {
         return Promise.reject(error)
       }
@@ -639,7 +651,7 @@ function makeView(handle, namespace) {
       try {
         checkKey(key)
         if (handle.closed) throw closedError()
-        return write([{ kind: OP_DEL, key, json: undefined, expiry: undefined }])
+        return write([{ kind: OP_DEL, key, value: undefined, expiry: undefined }])
       } catch (error) {
         return Promise.reject(error)
       }
@@ -831,7 +843,7 @@ function putEntries(cache, entries) {
       encoded.push({
         kind: OP_PUT,
         key: entry.key,
-        json: encodeValue(entry.value),
+        value: encodeValue(entry.value),
         expiry: expiresAt === null ? undefined : expiresAt,
       })
     }

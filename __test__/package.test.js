@@ -80,6 +80,7 @@ test('the tarball holds the runtime files only', { skip }, () => {
     'lib/codec.cjs',
     'lib/locks.cjs',
     'lib/migrate.cjs',
+    'lib/msgpack-encode.cjs',
     'package.json',
   ])
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))

@@ -8,7 +8,7 @@
 //! must be consistent with the encoder.
 
 use crate::keys::{self, StoredKey, StoredKind, DIRECT_KEY_MAX, LONG_KEY_LEN};
-use crate::record::expiry_from_js;
+use crate::record::{expiry_from_js, Payload};
 use crate::writer::{parse_batch, parse_flush, Op};
 
 /// splitmix64: tiny, deterministic, good enough to drive inputs.
@@ -233,6 +233,7 @@ struct OwnedOp {
     expiry: Option<f64>,
     key: Vec<u8>,
     json: Option<Vec<u8>>,
+    msgpack: bool,
 }
 
 fn random_ops(rng: &mut Rng) -> Vec<OwnedOp> {
@@ -259,6 +260,7 @@ fn random_ops(rng: &mut Rng) -> Vec<OwnedOp> {
                     _ => (rng.next() % 4_000_000_000_000) as f64,
                 }),
                 key: rng.bytes(key_len),
+                msgpack: rng.chance(50),
                 json: (put && rng.chance(85)).then(|| {
                     let n = if rng.chance(90) {
                         rng.below(50)
@@ -286,6 +288,9 @@ fn encode_ops(ops: &[OwnedOp]) -> (Vec<u8>, Vec<usize>) {
         if op.put && op.json.is_none() {
             flags |= 2;
         }
+        if op.msgpack {
+            flags |= 4;
+        }
         out.push(flags);
         if let Some(x) = op.expiry {
             out.extend_from_slice(&x.to_le_bytes());
@@ -306,9 +311,11 @@ fn check_batch(bytes: &[u8]) {
     if let Ok(ops) = parse_batch(bytes) {
         for op in &ops {
             match op {
-                Op::Put { full_key, json, .. } => {
+                Op::Put {
+                    full_key, value, ..
+                } => {
                     assert!(is_subslice(full_key, bytes));
-                    if let Some(j) = json {
+                    if let Some(j) = value.bytes() {
                         assert!(is_subslice(j, bytes));
                     }
                 }
@@ -334,12 +341,18 @@ fn parse_batch_round_trips_what_js_encodes() {
                 Op::Put {
                     full_key,
                     expiry: e,
-                    json,
+                    value,
                 } => {
                     assert!(want.put);
                     assert_eq!(*full_key, &want.key[..]);
                     assert_eq!(*e, expiry);
-                    assert_eq!(json.map(<[u8]>::to_vec), want.json);
+                    assert_eq!(value.bytes().map(<[u8]>::to_vec), want.json);
+                    let kind_ok = match value {
+                        Payload::Undefined => want.json.is_none(),
+                        Payload::MsgPack(_) => want.msgpack,
+                        Payload::Json(_) => !want.msgpack,
+                    };
+                    assert!(kind_ok);
                 }
                 Op::Del { full_key } => {
                     assert!(!want.put);

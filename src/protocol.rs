@@ -7,8 +7,8 @@
 //! * A flush (the writes of one event-loop turn): `[u32 LE request count]`, then per request
 //!   `[u32 LE handle][u32 LE ticket][u8 kind][f64 LE now][u32 LE payload length][payload]`.
 //! * A batch payload: `[u32 LE op count]`, then per op `[u8 kind][u8 flags][f64 LE expiry, if
-//!   OP_FLAG_EXPIRY][u32 LE key length][key UTF-8][u32 LE JSON length][JSON, unless a del or
-//!   OP_FLAG_UNDEFINED]`.
+//!   OP_FLAG_EXPIRY][u32 LE key length][key UTF-8][u32 LE value length][value: MessagePack
+//!   with OP_FLAG_MSGPACK, else JSON text; absent for a del or with OP_FLAG_UNDEFINED]`.
 //! * An entries page: `[u8 flags][u32 LE pair count][u32 LE body length][u32 LE JSON value
 //!   count][body: a MessagePack array of [key, value] pairs][u32 LE index of each pair whose
 //!   value is JSON text][cursor: the rest]`.
@@ -56,6 +56,8 @@ pub const OP_PUT: u8 = 1;
 pub const OP_DEL: u8 = 2;
 pub const OP_FLAG_EXPIRY: u8 = 1;
 pub const OP_FLAG_UNDEFINED: u8 = 2;
+/// The value bytes are MessagePack (encoded by lib/msgpack-encode.cjs), not JSON text.
+pub const OP_FLAG_MSGPACK: u8 = 4;
 pub const OP_FIXED_LEN: usize = 18;
 
 /// Entries pages and count chunks.
@@ -96,6 +98,7 @@ pub const EXPORTED: &[(&str, i64)] = &[
     ("OP_DEL", OP_DEL as i64),
     ("OP_FLAG_EXPIRY", OP_FLAG_EXPIRY as i64),
     ("OP_FLAG_UNDEFINED", OP_FLAG_UNDEFINED as i64),
+    ("OP_FLAG_MSGPACK", OP_FLAG_MSGPACK as i64),
     ("OP_FIXED_LEN", OP_FIXED_LEN as i64),
     ("PAGE_FLAG_DONE", PAGE_FLAG_DONE as i64),
     ("PAGE_COUNT_AT", PAGE_COUNT_AT as i64),

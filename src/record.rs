@@ -51,7 +51,6 @@ pub enum Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    #[cfg(test)]
     pub fn bytes(&self) -> Option<&'a [u8]> {
         match *self {
             Payload::Undefined => None,
@@ -144,16 +143,14 @@ impl<'a> Record<'a> {
     /// Decodes a record read under `stored_key` and checks its checksum (format 2).
     pub fn decode(stored_key: &[u8], bytes: &'a [u8]) -> CacheResult<Record<'a>> {
         let record = Record::decode_unverified(bytes)?;
-        if bytes[0] >> 4 == RECORD_VERSION {
-            let stored_sum =
-                u32::from_le_bytes(bytes[1..CHECKED_FROM].try_into().expect("4 bytes"));
-            if checksum(stored_key, bytes) != stored_sum {
-                return Err(corrupt(
-                    "checksum mismatch (the record or its key is damaged)",
-                ));
-            }
-        }
+        verify_decoded(stored_key, bytes)?;
         Ok(record)
+    }
+
+    /// Checks the checksum of a record (a format-1 record has none: it passes).
+    pub fn verify(stored_key: &[u8], bytes: &[u8]) -> CacheResult<()> {
+        Record::decode_unverified(bytes)?;
+        verify_decoded(stored_key, bytes)
     }
 
     /// Decodes a record without checking its checksum: for what reads only the header
@@ -212,6 +209,19 @@ impl<'a> Record<'a> {
     }
 }
 
+/// Checks the checksum of `bytes`, a record that decodes (so a format-2 one holds one).
+fn verify_decoded(stored_key: &[u8], bytes: &[u8]) -> CacheResult<()> {
+    if bytes[0] >> 4 == RECORD_VERSION {
+        let stored_sum = u32::from_le_bytes(bytes[1..CHECKED_FROM].try_into().expect("4 bytes"));
+        if checksum(stored_key, bytes) != stored_sum {
+            return Err(corrupt(
+                "checksum mismatch (the record or its key is damaged)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Fills in the version/flags byte and the checksum of the record at `out[start..]`.
 fn seal(stored_key: &[u8], out: &mut [u8], start: usize, flags: u8) {
     out[start] = (RECORD_VERSION << 4) | flags;
@@ -219,13 +229,13 @@ fn seal(stored_key: &[u8], out: &mut [u8], start: usize, flags: u8) {
     out[start + 1..start + CHECKED_FROM].copy_from_slice(&sum.to_le_bytes());
 }
 
-/// Appends the format-2 record of a put to `out`: the JSON text `json` (None: `undefined`)
-/// transcoded to MessagePack, or kept as JSON where MessagePack cannot carry it.
+/// Appends the format-2 record of a put to `out`. MessagePack (from JS) is stored as it is;
+/// JSON text is transcoded to MessagePack, or kept as JSON where MessagePack cannot carry it.
 pub fn encode_put(
     stored_key: &[u8],
     expiry: Option<u64>,
     full_key: Option<&[u8]>,
-    json: Option<&[u8]>,
+    value: Payload<'_>,
     out: &mut Vec<u8>,
 ) {
     let record = Record {
@@ -238,12 +248,16 @@ pub fn encode_put(
     out.extend_from_slice(&[0; CHECKED_FROM]);
     record.encode_header_fields(out);
     let mut kept_json = false;
-    if let Some(json) = json {
-        let payload_at = out.len();
-        if codec::json_to_msgpack(json, out).is_err() {
-            out.truncate(payload_at);
-            out.extend_from_slice(json);
-            kept_json = true;
+    match value {
+        Payload::Undefined => {}
+        Payload::MsgPack(bytes) => out.extend_from_slice(bytes),
+        Payload::Json(json) => {
+            let payload_at = out.len();
+            if codec::json_to_msgpack(json, out).is_err() {
+                out.truncate(payload_at);
+                out.extend_from_slice(json);
+                kept_json = true;
+            }
         }
     }
     seal(stored_key, out, start, record.flags(kept_json));
@@ -377,7 +391,13 @@ mod tests {
     #[test]
     fn a_put_is_messagepack_unless_only_json_can_carry_it() {
         let mut out = Vec::new();
-        encode_put(b"k\0", None, None, Some(br#"{"a":[1,"x"]}"#), &mut out);
+        encode_put(
+            b"k\0",
+            None,
+            None,
+            Payload::Json(br#"{"a":[1,"x"]}"#),
+            &mut out,
+        );
         let r = Record::decode(b"k\0", &out).unwrap();
         assert_eq!(
             r.payload,
@@ -385,13 +405,31 @@ mod tests {
         );
         for json in [&br#"{"__proto__":1}"#[..], br#""\ud800""#] {
             out.clear();
-            encode_put(b"k\0", Some(5), None, Some(json), &mut out);
+            encode_put(b"k\0", Some(5), None, Payload::Json(json), &mut out);
             let r = Record::decode(b"k\0", &out).unwrap();
             assert_eq!(r.payload, Payload::Json(json));
             assert_eq!(r.expiry, Some(5));
         }
         out.clear();
-        encode_put(b"k\0", None, None, None, &mut out);
+        encode_put(b"k\0", None, None, Payload::Undefined, &mut out);
+        assert_eq!(
+            Record::decode(b"k\0", &out).unwrap().payload,
+            Payload::Undefined
+        );
+        out.clear();
+        encode_put(
+            b"k\0",
+            None,
+            None,
+            Payload::MsgPack(&[0x92, 0x01, 0x02]),
+            &mut out,
+        );
+        assert_eq!(
+            Record::decode(b"k\0", &out).unwrap().payload,
+            Payload::MsgPack(&[0x92, 0x01, 0x02])
+        );
+        out.clear();
+        encode_put(b"k\0", None, None, Payload::Undefined, &mut out);
         assert_eq!(
             Record::decode(b"k\0", &out).unwrap().payload,
             Payload::Undefined
@@ -401,7 +439,7 @@ mod tests {
     #[test]
     fn a_record_read_under_another_key_fails_its_checksum() {
         let mut out = Vec::new();
-        encode_put(b"a\0", None, None, Some(b"1"), &mut out);
+        encode_put(b"a\0", None, None, Payload::Json(b"1"), &mut out);
         assert!(Record::decode(b"b\0", &out).is_err());
         assert!(Record::decode_unverified(&out).is_ok());
     }

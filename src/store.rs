@@ -598,6 +598,14 @@ impl PageWriter<'_> {
                 continue;
             };
             if let StoredKind::Direct(full_key) = kind {
+                // Outside the range: leave it before decoding (the record may be damaged,
+                // and it is not this scan's to report).
+                if done(stored, full_key) {
+                    return Ok((self.count, PageEnd::Done));
+                }
+                if !scan.range.contains(full_key) {
+                    continue;
+                }
                 let record = self
                     .decode(stored, bytes)
                     .map_err(|e| naming_key(e, full_key))?;
@@ -611,14 +619,15 @@ impl PageWriter<'_> {
             // A group of long keys sharing their first 480 bytes is stored in hash order:
             // read it whole and visit it in full-key order, so that entries() keeps exact byte
             // order and a `gt: lastKey` cursor skips nothing.
-            let verify = self.out.is_some();
-            let mut members = vec![long_member(stored, bytes, verify)?];
+            // Members are checked against their checksum only when they go into the page:
+            // a group can be far larger than the part of it in the range.
+            let mut members = vec![long_member(stored, bytes)?];
             while let Some(Ok((next, _))) = iter.peek() {
                 if !keys::same_long_group(stored, next) {
                     break;
                 }
                 if let Some(Ok((next, next_bytes))) = iter.next() {
-                    members.push(long_member(next, next_bytes, verify)?);
+                    members.push(long_member(next, next_bytes)?);
                 }
             }
             // Resuming inside this group: members up to the cursor were visited already.
@@ -656,7 +665,13 @@ impl PageWriter<'_> {
                 }
                 let (first, tail) = rest.split_at_mut(k);
                 first.sort_unstable_by(order);
-                for (member, full_key, record) in first.iter() {
+                for (member, full_key, record, bytes) in first.iter() {
+                    if self.out.is_some()
+                        && scan.range.contains(full_key)
+                        && !done(member, full_key)
+                    {
+                        Record::verify(member, bytes).map_err(|e| naming_key(e, full_key))?;
+                    }
                     if let Some(end) =
                         self.visit(member, full_key, record, &done, scan.range, true)?
                     {
@@ -753,20 +768,17 @@ fn naming_key(err: CacheError, full_key: &[u8]) -> CacheError {
     }
 }
 
-/// A long-key entry: its stored key, full key (from the record) and record.
-type LongMember<'t> = (&'t [u8], &'t [u8], Record<'t>);
+/// A long-key entry: its stored key, full key (from the record), record and record bytes.
+type LongMember<'t> = (&'t [u8], &'t [u8], Record<'t>, &'t [u8]);
 
-fn long_member<'t>(stored: &'t [u8], bytes: &'t [u8], verify: bool) -> CacheResult<LongMember<'t>> {
-    let record = if verify {
-        Record::decode(stored, bytes)
-    } else {
-        Record::decode_unverified(bytes)
-    }
-    .map_err(|e| naming_key(e, &stored[..keys::DIRECT_KEY_MAX]))?;
+/// Decodes a long-key entry's record; its checksum is checked when it is visited.
+fn long_member<'t>(stored: &'t [u8], bytes: &'t [u8]) -> CacheResult<LongMember<'t>> {
+    let record = Record::decode_unverified(bytes)
+        .map_err(|e| naming_key(e, &stored[..keys::DIRECT_KEY_MAX]))?;
     let full_key = record.full_key.ok_or_else(|| CacheError::CorruptRecord {
         detail: "long key record without its key".into(),
     })?;
-    Ok((stored, full_key, record))
+    Ok((stored, full_key, record, bytes))
 }
 
 /// Extra page bytes allowed while inside a long-key group (see `PageWriter::visit`).
@@ -1093,7 +1105,7 @@ mod tests {
                 stored.as_bytes(),
                 *expiry,
                 long.then_some(*full),
-                *json,
+                json.map_or(Payload::Undefined, Payload::Json),
                 &mut rec,
             );
             store
@@ -1406,7 +1418,7 @@ mod tests {
             for i in 0..100_000 {
                 let k = StoredKey::encode(format!("user:{i}").as_bytes());
                 rec.clear();
-                crate::record::encode_put(k.as_bytes(), None, None, Some(json), &mut rec);
+                crate::record::encode_put(k.as_bytes(), None, None, Payload::Json(json), &mut rec);
                 store.entries.put(&mut txn, k.as_bytes(), &rec).unwrap();
             }
             txn.commit().unwrap();

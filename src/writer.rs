@@ -16,7 +16,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CacheError, CacheResult};
 use crate::keys::StoredKey;
-use crate::record::{self, expiry_from_js, Record};
+use crate::record::{self, expiry_from_js, Payload, Record};
 use crate::store::Store;
 
 /// How a commit reaches the disk; a group is committed with the strongest mode it contains.
@@ -98,7 +98,8 @@ pub enum Op<'a> {
     Put {
         full_key: &'a [u8],
         expiry: Option<u64>,
-        json: Option<&'a [u8]>,
+        /// MessagePack from JS, or JSON text (transcoded on write where MessagePack can carry it).
+        value: Payload<'a>,
     },
     Del {
         full_key: &'a [u8],
@@ -106,8 +107,8 @@ pub enum Op<'a> {
 }
 
 use crate::protocol::{
-    OP_DEL, OP_FLAG_EXPIRY, OP_FLAG_UNDEFINED, OP_PUT, REQUEST_BATCH, REQUEST_HEADER_LEN,
-    REQUEST_SWEEP,
+    OP_DEL, OP_FLAG_EXPIRY, OP_FLAG_MSGPACK, OP_FLAG_UNDEFINED, OP_PUT, REQUEST_BATCH,
+    REQUEST_HEADER_LEN, REQUEST_SWEEP,
 };
 
 /// Parses a batch encoded by the JS layer:
@@ -134,16 +135,21 @@ pub fn parse_batch(bytes: &[u8]) -> CacheResult<Vec<Op<'_>>> {
         let full_key = r.take(key_len)?;
         ops.push(match kind {
             OP_PUT => {
-                let json = if flags & OP_FLAG_UNDEFINED != 0 {
-                    None
+                let value = if flags & OP_FLAG_UNDEFINED != 0 {
+                    Payload::Undefined
                 } else {
                     let n = r.u32()? as usize;
-                    Some(r.take(n)?)
+                    let bytes = r.take(n)?;
+                    if flags & OP_FLAG_MSGPACK != 0 {
+                        Payload::MsgPack(bytes)
+                    } else {
+                        Payload::Json(bytes)
+                    }
                 };
                 Op::Put {
                     full_key,
                     expiry,
-                    json,
+                    value,
                 }
             }
             OP_DEL => Op::Del { full_key },
@@ -507,8 +513,8 @@ impl Writer {
                         Op::Put {
                             full_key,
                             expiry,
-                            json,
-                        } => self.put(txn, full_key, expiry, json)?,
+                            value,
+                        } => self.put(txn, full_key, expiry, value)?,
                         Op::Del { full_key } => {
                             // A record that cannot be decoded is deleted too: deleting it (or
                             // overwriting it) is how a caller repairs the key.
@@ -562,7 +568,7 @@ impl Writer {
         txn: &mut RwTxn<'_>,
         full_key: &[u8],
         expiry: Option<u64>,
-        json: Option<&[u8]>,
+        value: Payload<'_>,
     ) -> Result<(), Failure> {
         let stored = StoredKey::encode(full_key);
         if let Some(Some(old)) = self.existing_expiry(txn, &stored, full_key)? {
@@ -578,7 +584,7 @@ impl Writer {
             stored.as_bytes(),
             expiry,
             stored.is_long().then_some(full_key),
-            json,
+            value,
             &mut self.scratch,
         );
         self.store
