@@ -8,7 +8,8 @@
 // workload's warm-up, then times its measured part. Prints exactly one JSON line on stdout;
 // anything else goes to stderr. Exits non-zero on any failure.
 
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKENDS } from './lib/backends.js';
 import { busyCores, readCpuTicks } from './lib/cpu.js';
@@ -72,6 +73,16 @@ const result = {
   mode,
 };
 
+/** Bytes the files under `dir` take on disk (allocated blocks), lock files left out. */
+function diskBytes(dir) {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || /lock/i.test(entry.name)) continue;
+    total += statSync(join(entry.parentPath ?? entry.path, entry.name)).blocks * 512;
+  }
+  return total;
+}
+
 let cache;
 try {
   if (backend.stateful) mkdirSync(args.dir, { recursive: true });
@@ -87,6 +98,7 @@ try {
     result.populateMs = ms(t);
     phase('verify');
     result.verified = await verify(cache, { ...dataset, backend: args.backend });
+    result.diskBytes = diskBytes(args.dir);
   }
 
   phase('prepare');

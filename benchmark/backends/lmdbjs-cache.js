@@ -9,7 +9,9 @@
 // omitted when the entry never expires); keys are plain strings (lmdb-js's default key encoding).
 //
 // Options: everything in level-cache's CacheOptions, plus `noSync: true`, which is passed to
-// lmdb-js `open` (its no-fsync mode). Everything else is left at lmdb-js's defaults.
+// lmdb-js `open` (its no-fsync mode), and `encoding: 'msgpack'`, lmdb-js's own default
+// (msgpackr with shared record structures), which a user who picks lmdb-js gets by default.
+// Everything else is left at lmdb-js's defaults.
 
 import { open } from 'lmdb';
 
@@ -42,7 +44,7 @@ function checkKey(key) {
 
 export async function openLmdbJsBackedCache(opts) {
   if (!opts || typeof opts.path !== 'string') throw new TypeError('openLmdbJsBackedCache: opts.path (string) is required');
-  const openOptions = { path: opts.path, encoding: 'json' };
+  const openOptions = { path: opts.path, encoding: opts.encoding ?? 'json' };
   if (opts.noSync) openOptions.noSync = true;
   const db = open(openOptions);
   const defaultTtlMs = opts.defaultTtlMs;

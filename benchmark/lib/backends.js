@@ -78,6 +78,17 @@ export const BACKENDS = {
       return openLmdbJsBackedCache({ path, ...options });
     },
   },
+  'lmdb-js-msgpack': {
+    description: "level-cache's semantics over lmdb-js 3 with its default encoding (msgpackr, shared structures)",
+    stateful: true,
+    async probe() {
+      await import('../backends/lmdbjs-cache.js');
+    },
+    async open({ path, options }) {
+      const { openLmdbJsBackedCache } = await import('../backends/lmdbjs-cache.js');
+      return openLmdbJsBackedCache({ path, ...options, encoding: 'msgpack' });
+    },
+  },
   'lmdb-js-nosync': {
     description: 'the same over lmdb-js with `noSync: true`',
     stateful: true,
@@ -155,7 +166,7 @@ export const BACKENDS = {
 export const DEFAULT_BACKENDS = Object.keys(BACKENDS).filter((name) => !BACKENDS[name].hidden);
 
 /** Workloads compare against these when present. */
-export const BASELINES = ['level-cache', 'lmdb-js'];
+export const BASELINES = ['level-cache', 'lmdb-js', 'lmdb-js-msgpack'];
 
 const WRITES = ['set', 'del', 'batch'];
 

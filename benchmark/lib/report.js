@@ -55,12 +55,14 @@ export function workloadRows(results, baselines) {
     for (const b of baselines) ratios[b] = summaries[b] ? pairedRatio(samples, results[b]) : undefined;
     const rss = samples.map((s) => s.maxRssKb).filter((x) => x !== undefined);
     const populate = samples.map((s) => s.populateMs).filter((x) => x !== undefined);
+    const disk = samples.map((s) => s.diskBytes).filter((x) => x !== undefined);
     return {
       backend,
       summary,
       ratios,
       peakRssKb: rss.length ? Math.max(...rss) : undefined,
       populateMsMedian: populate.length ? median(populate) : undefined,
+      diskBytesMedian: disk.length ? median(disk) : undefined,
     };
   });
 }
@@ -72,6 +74,7 @@ export function tableColumns(metric, baselines) {
     { head: 'min–max', cell: (r) => `${fmtInt(r.summary.min)}–${fmtInt(r.summary.max)}` },
     ...baselines.map((b) => ({ head: `vs ${b}`, cell: (r) => fmtRatio(r.ratios[b]) })),
     { head: 'peak RSS', cell: (r) => fmtMb(r.peakRssKb) },
+    { head: 'data on disk', cell: (r) => (r.diskBytesMedian === undefined ? '—' : `${(r.diskBytesMedian / 1e6).toFixed(1)} MB`) },
   ];
 }
 
