@@ -116,7 +116,7 @@ function onWritesDone(tickets, values, failures) {
     else waiter.reject(error)
     waiter.handle.writeSettled()
   }
-  if (pending.size === 0) hot.releaseLoop()
+  if (pending.size === 0) writerIdled()
 }
 
 // `port` names this copy of the module's completion callback: a test runner that loads the
@@ -266,7 +266,38 @@ function flushWrites() {
   if (flushBuffer.length > 1024 * 1024) flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
 }
 
-/** Upper bound of an op's encoded size. */
+// Writes pending when the process exits. The event loop is kept alive while writes are pending
+// (holdLoop), so the end of a script waits for them; process.exit() and an uncaught exception
+// do not wait for the loop. Then the 'exit' hook below hands what JS still holds to the
+// writer thread and blocks until everything queued in this process is committed, as
+// level-cache's writes survive such an exit. The hook is attached only while writes are
+// pending, so it costs nothing to an idle cache and keeps no module copy alive (test runners
+// load the module afresh per file). In a worker thread 'exit' is the worker's exit: the same
+// hook commits that worker's writes before it ends; when the main thread exits the process,
+// writes a worker had already handed over are committed too (the drain covers every store of
+// the process), but those still in that worker's JS turn are lost.
+const EXIT_DRAIN_TIMEOUT_MS = 10_000
+
+function writerBusied() {
+  hot.holdLoop()
+  process.on('exit', commitBeforeExit)
+}
+
+function writerIdled() {
+  hot.releaseLoop()
+  process.off('exit', commitBeforeExit)
+}
+
+function commitBeforeExit() {
+  process.off('exit', commitBeforeExit)
+  try {
+    flushWrites()
+    binding.drainSync(EXIT_DRAIN_TIMEOUT_MS)
+  } catch {
+    // Exiting: nothing is left to report a failure to.
+  }
+}
+
 /**
  * The size of ops encoded by writeOps: an upper bound that counts 3 UTF-8 bytes per UTF-16
  * unit, or with `exact` the true size (it walks every string: for huge writes only).
@@ -343,7 +374,7 @@ class HandleState {
     flushLength = end
     flushTickets.push(ticket)
     const writerIdle = pending.size === 0
-    if (writerIdle) hot.holdLoop()
+    if (writerIdle) writerBusied()
     this.inflight++
     const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle: this, kind }))
     if (writerIdle || flushLength >= EARLY_FLUSH_BYTES) {

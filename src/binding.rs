@@ -725,6 +725,15 @@ fn open_handle(
     })
 }
 
+/// Blocks until every write queued in this process (any thread, any store) is committed, or
+/// until `timeout_ms` has passed; returns whether all were. Called only from index.cjs's
+/// `process.on('exit')` hook, so that writes not yet awaited survive `process.exit()`.
+#[napi]
+pub fn drain_sync(timeout_ms: f64) -> bool {
+    let timeout = std::time::Duration::from_millis(timeout_ms.clamp(0.0, 3_600_000.0) as u64);
+    registry::drain_all(timeout)
+}
+
 /// Closes a handle; the last handle on a directory in this process closes LMDB after the
 /// queued writes. Closing a closed handle does nothing.
 #[napi]
