@@ -89,6 +89,10 @@ const DURABILITY_CODES = { nosync: 0, durable: 1, strict: 2 }
 const DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 const DEFAULT_MAX_MAP_SIZE = 256 * 1024 * 1024 * 1024
 const DEFAULT_MAX_READERS = 1022
+// LMDB's reader table takes 64 bytes a slot in lock.mdb, written out at the first open:
+// 2 ** 32 - 1 slots once wrote ~256 GiB of zeros. 2 ** 16 slots (4 MiB) is far above what the
+// open handles of any one machine use (one slot per reading thread per process).
+const MAX_READERS = 2 ** 16
 const FIRST_PAGE_ENTRIES = 64
 const MAX_PAGE_ENTRIES = 4096
 // Small enough that a page usually fits the scratch buffer's 64 KiB value area (a page may
@@ -924,14 +928,55 @@ async function openLmdbCache(opts) {
   }
   const maxMapSize = optionalNumber(opts, 'maxMapSize', Math.max(DEFAULT_MAX_MAP_SIZE, mapSize))
   const maxReaders = optionalNumber(opts, 'maxReaders', DEFAULT_MAX_READERS)
-  // A count for a u32 native parameter: N-API would silently wrap 2 ** 32 to 0 slots.
-  if (!Number.isInteger(maxReaders) || maxReaders > 0xffffffff) {
-    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `maxReaders must be a whole number below 2 ** 32, got ${describe(maxReaders)}`)
+  // Checked before anything is written: lock.mdb is sized by it at the first open.
+  if (!Number.isInteger(maxReaders) || maxReaders > MAX_READERS) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `maxReaders must be a whole number up to ${MAX_READERS}, got ${describe(maxReaders)}`)
+  }
+  const fileMode = opts.fileMode
+  if (fileMode !== undefined && (!Number.isInteger(fileMode) || fileMode < 0 || fileMode > 0o777)) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `fileMode must be a whole number from 0 to 0o777, got ${describe(fileMode)}`)
   }
   const dir = path.resolve(opts.path)
+  const created = CACHE_FILES.filter((name) => !fs.existsSync(path.join(dir, name)))
   const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability])
+  if (created.length > 0) applyFileMode(dir, created, fileMode)
   warnIfLevelDbDirectory(dir)
   return makeView(new HandleState(id, opts.defaultTtlMs), namespace)
+}
+
+const CACHE_FILES = ['data.mdb', 'lock.mdb']
+
+/**
+ * LMDB creates its files 0600 whatever the umask, so that a second service user could not
+ * share the directory; LevelDB's files get 0666 less the umask. Sets the files this open
+ * created (named in `created`) to `fileMode`, or that default; never touches existing files.
+ */
+function applyFileMode(dir, created, fileMode) {
+  const mode = fileMode === undefined ? 0o666 & ~processUmask() : fileMode
+  for (const name of created) {
+    try {
+      fs.chmodSync(path.join(dir, name), mode)
+    } catch {
+      // A filesystem without modes (Windows, some mounts): nothing to apply.
+    }
+  }
+}
+
+function processUmask() {
+  // process.umask() without an argument sets the mask to read it (and is refused in workers
+  // on old Node versions); /proc/self/status has it without changing anything.
+  try {
+    const status = fs.readFileSync('/proc/self/status', 'latin1')
+    const match = /^Umask:\s*([0-7]+)$/m.exec(status)
+    if (match !== null) return parseInt(match[1], 8)
+  } catch {
+    // not Linux
+  }
+  try {
+    return process.umask()
+  } catch {
+    return 0o022
+  }
 }
 
 // A level-cache directory (LevelDB: a CURRENT file naming a MANIFEST) opened as it is gives a

@@ -45,8 +45,14 @@ export type LmdbCacheOptions = CacheOptions &
     mapSize?: number
     /** Largest map size in bytes (default 256 GiB); puts past it fail with ERR_CACHE_FULL. */
     maxMapSize?: number
-    /** LMDB reader slots shared by all processes (default 1022); fixed by the first opener. */
+    /** LMDB reader slots shared by all processes (default 1022, at most 65536); fixed by the first opener. */
     maxReaders?: number
+    /**
+     * Permission bits of data.mdb and lock.mdb when this open creates them (default 0o666 less
+     * the process umask, as LevelDB's files get; applied as given, not masked by the umask;
+     * 0 to 0o777). The mode of existing files is never changed.
+     */
+    fileMode?: number
   }>
 
 /**
