@@ -85,7 +85,7 @@ export interface NativeStats {
 }
 
 /** Opens a handle on the cache directory `path`. */
-export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number): number | null
+export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null): number | null
 
 /** Size and usage figures of the handle's store. */
 export declare function stats(handle: number): NativeStats | null

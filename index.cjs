@@ -901,7 +901,7 @@ function optionalNumber(opts, name, fallback) {
   return value
 }
 
-async function openLmdbCache(opts) {
+async function openCache(opts, keepExpired) {
   if (opts === null || typeof opts !== 'object') {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'openLmdbCache() takes an options object with a path')
   }
@@ -938,10 +938,22 @@ async function openLmdbCache(opts) {
   }
   const dir = path.resolve(opts.path)
   const created = CACHE_FILES.filter((name) => !fs.existsSync(path.join(dir, name)))
-  const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability])
+  const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability], keepExpired)
   if (created.length > 0) applyFileMode(dir, created, fileMode)
   warnIfLevelDbDirectory(dir)
   return makeView(new HandleState(id, opts.defaultTtlMs), namespace)
+}
+
+function openLmdbCache(opts) {
+  return openCache(opts, false)
+}
+
+/**
+ * openLmdbCache for tools that report on a cache: reads through this handle (and its views)
+ * never delete the expired entries they meet, so that looking changes nothing.
+ */
+function inspectLmdbCache(opts) {
+  return openCache(opts, true)
 }
 
 const CACHE_FILES = ['data.mdb', 'lock.mdb']
@@ -1012,6 +1024,7 @@ function migrateFromLevel(opts) {
 module.exports = {
   openLmdbCache,
   openLevelCache: openLmdbCache,
+  inspectLmdbCache,
   cacheStats,
   compactCacheTo,
   getEntry,

@@ -105,6 +105,11 @@ export type LmdbCache<T = unknown> = Readonly<
 >
 
 export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
+/**
+ * openLmdbCache for tools that report on a cache: reads through it (and its views) never
+ * delete the expired entries they meet, so that looking changes nothing.
+ */
+export declare function inspectLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
 export declare function openLevelCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
 
 export type CacheStats = Readonly<{

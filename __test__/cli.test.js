@@ -156,15 +156,19 @@ test('stats: entries, live/expired, per-namespace counts, sizes, readers; --json
 
   const text = await cli(['stats', dir])
   assert.equal(text.code, 0, text.stderr)
-  // The first run's scan per namespace had the expired entries it met deleted, as any read
-  // does (lazily: maybe not all of them by the time that process ended).
-  assert.match(text.stdout, /^entries +1[0-5] \(10 live, [0-5] expired\)$/m)
-  assert.match(text.stdout, /^namespaces +4 /m)
-  assert.match(text.stdout, /^ {2}\(none\) +5$/m)
+  // Read-only: the first run counted the expired entries and deleted none of them.
+  assert.match(text.stdout, /^entries +15 \(10 live, 5 expired\)$/m)
+  assert.match(text.stdout, /^namespaces +4 \(live entries in each; \(no namespace\): keys without one\)$/m)
+  assert.match(text.stdout, /^ {2}\(no namespace\) +5$/m)
   assert.match(text.stdout, /^ {2}users\/sessions +1$/m)
+  assert.match(text.stdout, /^free pages +\d+ \(4\.0 KiB each, [\d.]+ K?i?B reusable\)$/m)
   assert.match(text.stdout, /^map size +64\.0 MiB/m)
   assert.match(text.stdout, /^file size +[\d.]+ KiB/m)
   assert.match(text.stdout, /^readers +\d+ of 1,022 slots/m)
+  // dump reads every entry and value, and deletes nothing either.
+  assert.equal((await cli(['dump', dir])).code, 0)
+  const swept = await cli(['sweep', dir, '--json'])
+  assert.deepEqual(JSON.parse(swept.stdout), { swept: 5 }, 'stats and dump left the expired entries to sweep')
 })
 
 test('sweep: deletes the expired entries and prints the count', async () => {
@@ -412,10 +416,12 @@ test('migrate: plain progress lines off a terminal, a summary, --json; refused w
   const to = path.join(work, 'migrate-dst')
   const plain = await cli(['migrate', '--from', from, '--to', to, '--verify'])
   assert.equal(plain.code, 0, plain.stderr)
-  assert.match(plain.stderr, /^copy: copied 3,002\/3,002 entries \(100%\), [\d,]+\/s, ETA 0s$/m)
+  // Progress counts entries read (as the summary's "read"), not copied.
+  assert.match(plain.stderr, /^copy: read 3,002\/3,002 entries \(100%\), [\d,]+\/s, ETA 0s$/m)
   assert.match(plain.stderr, /^verify: verified 3,002\/3,002 entries \(100%\)/m)
   assert.doesNotMatch(plain.stderr, /\r|\x1b/, 'no terminal control off a terminal')
   assert.match(plain.stdout, /^migrated .* -> .* in [\d.]+s$/m)
+  assert.match(plain.stdout, /^ {2}read +3,002$/m)
   assert.match(plain.stdout, /^ {2}copied +2,001$/m)
   assert.match(plain.stdout, /^ {2}skipped, expired +1,000$/m)
   assert.match(plain.stdout, /^ {2}skipped, undefined +1 /m)

@@ -58,8 +58,9 @@ Options:
 
 Prints the number of entries (live and expired), live entries per namespace (the part of a
 key before the first U+241F), the map size and its maximum, the size of data.mdb, the bytes in
-use, and LMDB reader slots (the most ever in use at once, and the limit). Counting per
-namespace reads every entry, which (as any read does) deletes the expired entries it meets.
+use, and LMDB reader slots (the most ever in use at once, and the limit). It changes no
+entry: expired entries are counted, not deleted (that is what '${PROGRAM} sweep' does).
+Like any open, it removes what killed compactions left behind.
 
 Options:
   --json       print the figures as JSON
@@ -207,13 +208,15 @@ async function lmdbCache() {
   return api
 }
 
-async function openCache(dir) {
-  const { openLmdbCache } = await lmdbCache()
-  return openLmdbCache({ path: dir })
+// inspectLmdbCache: reads through it leave expired entries in place, so that a tool reporting
+// on a cache (stats, dump) does not change it.
+async function openCache(dir, { inspect = false } = {}) {
+  const { openLmdbCache, inspectLmdbCache } = await lmdbCache()
+  return (inspect ? inspectLmdbCache : openLmdbCache)({ path: dir })
 }
 
-async function withCache(dir, fn) {
-  const cache = await openCache(dir)
+async function withCache(dir, fn, options) {
+  const cache = await openCache(dir, options)
   try {
     return await fn(cache)
   } finally {
@@ -264,7 +267,8 @@ class Progress {
     const rate = (p.done / elapsed) * 1000
     const eta = rate > 0 ? ((p.total - p.done) / rate) * 1000 : Infinity
     const percent = p.total === 0 ? 100 : Math.floor((p.done / p.total) * 100)
-    const verb = p.phase === 'verify' ? 'verified' : 'copied'
+    // Entries read from the source, copied or skipped: the summary's "read" line.
+    const verb = p.phase === 'verify' ? 'verified' : 'read'
     if (this.tty) {
       if (!complete && now - this.lastDraw < 100) return
       this.lastDraw = now
@@ -371,13 +375,17 @@ async function cmdMigrate(args) {
 // ---------------------------------------------------------------------------------------
 // stats, sweep
 
+// The row of `stats` for keys outside any namespace (no U+241F in them).
+const NO_NAMESPACE = '(no namespace)'
+
 async function cmdStats(args) {
   const parsed = parse('stats', args, { json: { type: 'boolean' } }, ['dir'])
   if (parsed === null) return 0
   const dir = existingCacheDir(parsed.positionals[0])
   const { cacheStats } = await lmdbCache()
+  // Read-only: expired entries are counted, not deleted (an inspecting handle queues no lazy
+  // deletes). Opening the cache removes what killed compactions left behind.
   const { stats, namespaces } = await withCache(dir, async (cache) => {
-    // Figures first: the scan below, like any read, has the expired entries it meets deleted.
     const figures = await cacheStats(cache)
     const counts = new Map()
     for await (const [key] of cache.entries()) {
@@ -387,7 +395,7 @@ async function cmdStats(args) {
     }
     const sorted = [...counts].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : Buffer.compare(Buffer.from(a), Buffer.from(b))))
     return { stats: figures, namespaces: new Map(sorted) }
-  })
+  }, { inspect: true })
   if (parsed.values.json) {
     process.stdout.write(JSON.stringify({ directory: dir, ...stats, namespaces: Object.fromEntries(namespaces) }, null, 2) + '\n')
     return 0
@@ -395,15 +403,16 @@ async function cmdStats(args) {
   const lines = [
     `directory    ${dir}`,
     `entries      ${int(stats.entries)} (${int(stats.liveEntries)} live, ${int(stats.expiredEntries)} expired)`,
-    `namespaces   ${int([...namespaces.keys()].filter((ns) => ns !== '').length)} (live entries per namespace)`,
+    `namespaces   ${int([...namespaces.keys()].filter((ns) => ns !== '').length)} (live entries in each${namespaces.has('') ? `; ${NO_NAMESPACE}: keys without one` : ''})`,
   ]
-  const width = Math.max(8, ...[...namespaces.keys()].map((ns) => ns.length))
-  for (const [ns, count] of namespaces) lines.push(`  ${(ns === '' ? '(none)' : ns).padEnd(width)}  ${int(count)}`)
+  const label = (ns) => (ns === '' ? NO_NAMESPACE : ns)
+  const width = Math.max(8, ...[...namespaces.keys()].map((ns) => label(ns).length))
+  for (const [ns, count] of namespaces) lines.push(`  ${label(ns).padEnd(width)}  ${int(count)}`)
   lines.push(
     `map size     ${bytes(stats.mapSize)} (grows up to ${bytes(stats.maxMapSize)})`,
     `file size    ${bytes(stats.fileSize)} (data.mdb)`,
     `used size    ${bytes(stats.usedSize)} (up to the last page in use; '${PROGRAM} compact' drops free pages)`,
-    `free pages   ${int(stats.freePages)} of ${bytes(stats.pageSize)} (${bytes(stats.freePages * stats.pageSize)} reusable)`,
+    `free pages   ${int(stats.freePages)} (${bytes(stats.pageSize)} each, ${bytes(stats.freePages * stats.pageSize)} reusable)`,
     `readers      ${int(stats.readersInUse)} of ${int(stats.maxReaders)} slots (most ever in use at once)`,
   )
   process.stdout.write(lines.join('\n') + '\n')
@@ -457,7 +466,7 @@ async function cmdDump(args) {
           count++
         }
       }
-    })
+    }, { inspect: true })
     if (tmp !== null) {
       await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())))
       const fd = fs.openSync(tmp, 'r')
