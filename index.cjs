@@ -347,8 +347,9 @@ function writeOps(buf, off, view, ops) {
 // Handles: one per openLmdbCache() call, shared by its namespace views
 
 class HandleState {
-  constructor(id, defaultTtlMs) {
+  constructor(id, defaultTtlMs, dir) {
     this.id = id
+    this.dir = dir
     this.defaultTtlMs = defaultTtlMs
     this.closed = false
     this.closing = null
@@ -834,6 +835,8 @@ async function compactCacheTo(cache, destFile) {
   if (typeof destFile !== 'string' || destFile === '') {
     throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'compactCacheTo() needs a destination file path')
   }
+  // Never a cache's files, nor beside the cache's own (its subdirectories hold compactions).
+  require('./lib/destinations.cjs').refuseDestinationInCache(destFile, handle.dir, { allowSubdirectories: true })
   binding.compactCopy(handle.id, path.resolve(destFile))
 }
 
@@ -941,7 +944,20 @@ async function openCache(opts, keepExpired) {
   const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability], keepExpired)
   if (created.length > 0) applyFileMode(dir, created, fileMode)
   warnIfLevelDbDirectory(dir)
-  return makeView(new HandleState(id, opts.defaultTtlMs), namespace)
+  require('./lib/compact.cjs').removeDeadCompactions(dir)
+  return makeView(new HandleState(id, opts.defaultTtlMs, dir), namespace)
+}
+
+function openLmdbCache(opts) {
+  return openCache(opts, false)
+}
+
+/**
+ * openLmdbCache for tools that report on a cache: reads through this handle (and its views)
+ * never delete the expired entries they meet, so that looking changes nothing.
+ */
+function inspectLmdbCache(opts) {
+  return openCache(opts, true)
 }
 
 function openLmdbCache(opts) {

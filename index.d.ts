@@ -137,7 +137,11 @@ export type CacheStats = Readonly<{
 /** Figures of the directory behind a cache opened by openLmdbCache (for tools). */
 export declare function cacheStats(cache: Cache<unknown>): Promise<CacheStats>
 
-/** Writes a compacted copy of the cache's data file (free pages dropped) to `destFile`. */
+/**
+ * Writes a compacted copy of the cache's data file (free pages dropped) to the new file
+ * `destFile`; refuses one that exists (ERR_DESTINATION_EXISTS) or that is a cache's data.mdb or
+ * lock.mdb or lies in a cache directory (ERR_DESTINATION_IN_CACHE).
+ */
 export declare function compactCacheTo(cache: Cache<unknown>, destFile: string): Promise<void>
 
 /** An entry with its absolute expiry, as getEntry() returns it and putEntries() takes it. */
