@@ -441,10 +441,17 @@ mod tests {
             // No reply awaited: the drain alone must wait for the commits.
             assert!(drain_all(Duration::from_secs(30)));
             let delivered: Vec<_> = replies.rx.try_iter().collect();
-            assert_eq!(delivered.len(), 200, "every reply delivered before the drain returns");
+            assert_eq!(
+                delivered.len(),
+                200,
+                "every reply delivered before the drain returns"
+            );
             assert!(delivered.iter().all(|(_, r)| r.is_ok()));
             for i in 0..200 {
-                assert!(read_json(shared, format!("k{i}").as_bytes()).is_some(), "k{i}");
+                assert!(
+                    read_json(shared, format!("k{i}").as_bytes()).is_some(),
+                    "k{i}"
+                );
             }
         });
     }
