@@ -77,6 +77,8 @@ test('the tarball holds the runtime files only', { skip }, () => {
     'index.d.cts',
     'index.d.ts',
     'index.js',
+    'lib/compact.cjs',
+    'lib/destinations.cjs',
     'lib/locks.cjs',
     'lib/migrate.cjs',
     'package.json',
