@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.close = nativeBinding.close
 module.exports.compactCopy = nativeBinding.compactCopy
 module.exports.countPage = nativeBinding.countPage
+module.exports.drainSync = nativeBinding.drainSync
 module.exports.enqueueRequests = nativeBinding.enqueueRequests
 module.exports.entriesPage = nativeBinding.entriesPage
 module.exports.expireKey = nativeBinding.expireKey

@@ -30,6 +30,13 @@ export declare function compactCopy(handle: number, dest: string): void
 export declare function countPage(handle: number, prefix: Uint8Array, lower: Uint8Array | undefined | null, lowerInclusive: boolean, upper: Uint8Array | undefined | null, upperInclusive: boolean, after: Uint8Array | undefined | null, now: number, maxEntries: number): Buffer | null
 
 /**
+ * Blocks until every write queued in this process (any thread, any store) is committed, or
+ * until `timeout_ms` has passed; returns whether all were. Called only from index.cjs's
+ * `process.on('exit')` hook, so that writes not yet awaited survive `process.exit()`.
+ */
+export declare function drainSync(timeoutMs: number): boolean
+
+/**
  * Queues the writes JS collected during one turn (layout: `writer::parse_flush`). Each
  * request's result arrives through `onWritesDone` with its ticket, failures included (a
  * handle closed meanwhile gets ERR_CACHE_CLOSED there).
@@ -77,7 +84,7 @@ export interface NativeStats {
 }
 
 /** Opens a handle on the cache directory `path`. */
-export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number): number | null
+export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null): number | null
 
 /** Size and usage figures of the handle's store. */
 export declare function stats(handle: number): NativeStats | null

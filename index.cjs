@@ -83,6 +83,10 @@ const DURABILITY_CODES = { nosync: 0, durable: 1, strict: 2 }
 const DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 const DEFAULT_MAX_MAP_SIZE = 256 * 1024 * 1024 * 1024
 const DEFAULT_MAX_READERS = 1022
+// LMDB's reader table takes 64 bytes a slot in lock.mdb, written out at the first open:
+// 2 ** 32 - 1 slots once wrote ~256 GiB of zeros. 2 ** 16 slots (4 MiB) is far above what the
+// open handles of any one machine use (one slot per reading thread per process).
+const MAX_READERS = 2 ** 16
 const FIRST_PAGE_ENTRIES = 64
 const MAX_PAGE_ENTRIES = 4096
 // Small enough that a page usually fits the scratch buffer's 64 KiB value area (a page may
@@ -110,7 +114,7 @@ function onWritesDone(tickets, values, failures) {
     else waiter.reject(error)
     waiter.handle.writeSettled()
   }
-  if (pending.size === 0) hot.releaseLoop()
+  if (pending.size === 0) writerIdled()
 }
 
 // `port` names this copy of the module's completion callback: a test runner that loads the
@@ -279,6 +283,38 @@ function flushWrites() {
   if (flushBuffer.length > 1024 * 1024) flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
 }
 
+// Writes pending when the process exits. The event loop is kept alive while writes are pending
+// (holdLoop), so the end of a script waits for them; process.exit() and an uncaught exception
+// do not wait for the loop. Then the 'exit' hook below hands what JS still holds to the
+// writer thread and blocks until everything queued in this process is committed, as
+// level-cache's writes survive such an exit. The hook is attached only while writes are
+// pending, so it costs nothing to an idle cache and keeps no module copy alive (test runners
+// load the module afresh per file). In a worker thread 'exit' is the worker's exit: the same
+// hook commits that worker's writes before it ends; when the main thread exits the process,
+// writes a worker had already handed over are committed too (the drain covers every store of
+// the process), but those still in that worker's JS turn are lost.
+const EXIT_DRAIN_TIMEOUT_MS = 10_000
+
+function writerBusied() {
+  hot.holdLoop()
+  process.on('exit', commitBeforeExit)
+}
+
+function writerIdled() {
+  hot.releaseLoop()
+  process.off('exit', commitBeforeExit)
+}
+
+function commitBeforeExit() {
+  process.off('exit', commitBeforeExit)
+  try {
+    flushWrites()
+    binding.drainSync(EXIT_DRAIN_TIMEOUT_MS)
+  } catch {
+    // Exiting: nothing is left to report a failure to.
+  }
+}
+
 /**
  * The size of ops encoded by writeOps: an upper bound that counts 3 UTF-8 bytes per UTF-16
  * unit of a key, or with `exact` the true size (it walks every key: for huge writes only).
@@ -326,8 +362,9 @@ function writeOps(buf, off, view, ops) {
 // Handles: one per openLmdbCache() call, shared by its namespace views
 
 class HandleState {
-  constructor(id, defaultTtlMs) {
+  constructor(id, defaultTtlMs, dir) {
     this.id = id
+    this.dir = dir
     this.defaultTtlMs = defaultTtlMs
     this.closed = false
     this.closing = null
@@ -357,7 +394,7 @@ class HandleState {
     flushLength = end
     flushTickets.push(ticket)
     const writerIdle = pending.size === 0
-    if (writerIdle) hot.holdLoop()
+    if (writerIdle) writerBusied()
     this.inflight++
     const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle: this, kind }))
     if (writerIdle || flushLength >= EARLY_FLUSH_BYTES) {
@@ -798,6 +835,8 @@ async function compactCacheTo(cache, destFile) {
   if (typeof destFile !== 'string' || destFile === '') {
     throw codedError(TypeError, 'ERR_INVALID_ARGUMENT', 'compactCacheTo() needs a destination file path')
   }
+  // Never a cache's files, nor beside the cache's own (its subdirectories hold compactions).
+  require('./lib/destinations.cjs').refuseDestinationInCache(destFile, handle.dir, { allowSubdirectories: true })
   binding.compactCopy(handle.id, path.resolve(destFile))
 }
 
@@ -865,7 +904,7 @@ function optionalNumber(opts, name, fallback) {
   return value
 }
 
-async function openLmdbCache(opts) {
+async function openCache(opts, keepExpired) {
   if (opts === null || typeof opts !== 'object') {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'openLmdbCache() takes an options object with a path')
   }
@@ -892,14 +931,80 @@ async function openLmdbCache(opts) {
   }
   const maxMapSize = optionalNumber(opts, 'maxMapSize', Math.max(DEFAULT_MAX_MAP_SIZE, mapSize))
   const maxReaders = optionalNumber(opts, 'maxReaders', DEFAULT_MAX_READERS)
-  // A count for a u32 native parameter: N-API would silently wrap 2 ** 32 to 0 slots.
-  if (!Number.isInteger(maxReaders) || maxReaders > 0xffffffff) {
-    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `maxReaders must be a whole number below 2 ** 32, got ${describe(maxReaders)}`)
+  // Checked before anything is written: lock.mdb is sized by it at the first open.
+  if (!Number.isInteger(maxReaders) || maxReaders > MAX_READERS) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `maxReaders must be a whole number up to ${MAX_READERS}, got ${describe(maxReaders)}`)
+  }
+  const fileMode = opts.fileMode
+  if (fileMode !== undefined && (!Number.isInteger(fileMode) || fileMode < 0 || fileMode > 0o777)) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `fileMode must be a whole number from 0 to 0o777, got ${describe(fileMode)}`)
   }
   const dir = path.resolve(opts.path)
-  const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability])
+  const created = CACHE_FILES.filter((name) => !fs.existsSync(path.join(dir, name)))
+  const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability], keepExpired)
+  if (created.length > 0) applyFileMode(dir, created, fileMode)
   warnIfLevelDbDirectory(dir)
-  return makeView(new HandleState(id, opts.defaultTtlMs), namespace)
+  require('./lib/compact.cjs').removeDeadCompactions(dir)
+  return makeView(new HandleState(id, opts.defaultTtlMs, dir), namespace)
+}
+
+function openLmdbCache(opts) {
+  return openCache(opts, false)
+}
+
+/**
+ * openLmdbCache for tools that report on a cache: reads through this handle (and its views)
+ * never delete the expired entries they meet, so that looking changes nothing.
+ */
+function inspectLmdbCache(opts) {
+  return openCache(opts, true)
+}
+
+function openLmdbCache(opts) {
+  return openCache(opts, false)
+}
+
+/**
+ * openLmdbCache for tools that report on a cache: reads through this handle (and its views)
+ * never delete the expired entries they meet, so that looking changes nothing.
+ */
+function inspectLmdbCache(opts) {
+  return openCache(opts, true)
+}
+
+const CACHE_FILES = ['data.mdb', 'lock.mdb']
+
+/**
+ * LMDB creates its files 0600 whatever the umask, so that a second service user could not
+ * share the directory; LevelDB's files get 0666 less the umask. Sets the files this open
+ * created (named in `created`) to `fileMode`, or that default; never touches existing files.
+ */
+function applyFileMode(dir, created, fileMode) {
+  const mode = fileMode === undefined ? 0o666 & ~processUmask() : fileMode
+  for (const name of created) {
+    try {
+      fs.chmodSync(path.join(dir, name), mode)
+    } catch {
+      // A filesystem without modes (Windows, some mounts): nothing to apply.
+    }
+  }
+}
+
+function processUmask() {
+  // process.umask() without an argument sets the mask to read it (and is refused in workers
+  // on old Node versions); /proc/self/status has it without changing anything.
+  try {
+    const status = fs.readFileSync('/proc/self/status', 'latin1')
+    const match = /^Umask:\s*([0-7]+)$/m.exec(status)
+    if (match !== null) return parseInt(match[1], 8)
+  } catch {
+    // not Linux
+  }
+  try {
+    return process.umask()
+  } catch {
+    return 0o022
+  }
 }
 
 // A level-cache directory (LevelDB: a CURRENT file naming a MANIFEST) opened as it is gives a
@@ -935,6 +1040,7 @@ function migrateFromLevel(opts) {
 module.exports = {
   openLmdbCache,
   openLevelCache: openLmdbCache,
+  inspectLmdbCache,
   cacheStats,
   compactCacheTo,
   getEntry,

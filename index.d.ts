@@ -45,8 +45,14 @@ export type LmdbCacheOptions = CacheOptions &
     mapSize?: number
     /** Largest map size in bytes (default 256 GiB); puts past it fail with ERR_CACHE_FULL. */
     maxMapSize?: number
-    /** LMDB reader slots shared by all processes (default 1022); fixed by the first opener. */
+    /** LMDB reader slots shared by all processes (default 1022, at most 65536); fixed by the first opener. */
     maxReaders?: number
+    /**
+     * Permission bits of data.mdb and lock.mdb when this open creates them (default 0o666 less
+     * the process umask, as LevelDB's files get; applied as given, not masked by the umask;
+     * 0 to 0o777). The mode of existing files is never changed.
+     */
+    fileMode?: number
   }>
 
 /**
@@ -99,6 +105,11 @@ export type LmdbCache<T = unknown> = Readonly<
 >
 
 export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
+/**
+ * openLmdbCache for tools that report on a cache: reads through it (and its views) never
+ * delete the expired entries they meet, so that looking changes nothing.
+ */
+export declare function inspectLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
 export declare function openLevelCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
 
 export type CacheStats = Readonly<{
@@ -126,7 +137,11 @@ export type CacheStats = Readonly<{
 /** Figures of the directory behind a cache opened by openLmdbCache (for tools). */
 export declare function cacheStats(cache: Cache<unknown>): Promise<CacheStats>
 
-/** Writes a compacted copy of the cache's data file (free pages dropped) to `destFile`. */
+/**
+ * Writes a compacted copy of the cache's data file (free pages dropped) to the new file
+ * `destFile`; refuses one that exists (ERR_DESTINATION_EXISTS) or that is a cache's data.mdb or
+ * lock.mdb or lies in a cache directory (ERR_DESTINATION_IN_CACHE).
+ */
 export declare function compactCacheTo(cache: Cache<unknown>, destFile: string): Promise<void>
 
 /** An entry with its absolute expiry, as getEntry() returns it and putEntries() takes it. */

@@ -4,6 +4,7 @@ import implementation from './index.cjs'
 
 export const openLmdbCache = implementation.openLmdbCache
 export const openLevelCache = implementation.openLevelCache
+export const inspectLmdbCache = implementation.inspectLmdbCache
 export const cacheStats = implementation.cacheStats
 export const compactCacheTo = implementation.compactCacheTo
 export const getEntry = implementation.getEntry

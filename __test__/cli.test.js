@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { openLevelBackedCache } from '../benchmark/backends/level-cache.js'
-import { cacheStats, getEntry, openLmdbCache, putEntries } from '../index.js'
-import { CLI, SEP, cli, run, tempDir } from './support/cli-helpers.js'
+import { cacheStats, compactCacheTo, getEntry, openLmdbCache, putEntries } from '../index.js'
+import { CLI, SEP, cli, fingerprint, run, tempDir } from './support/cli-helpers.js'
 
 const COMMANDS = ['migrate', 'stats', 'sweep', 'dump', 'load', 'compact']
 const HOUR = 3_600_000
@@ -156,15 +157,19 @@ test('stats: entries, live/expired, per-namespace counts, sizes, readers; --json
 
   const text = await cli(['stats', dir])
   assert.equal(text.code, 0, text.stderr)
-  // The first run's scan per namespace had the expired entries it met deleted, as any read
-  // does (lazily: maybe not all of them by the time that process ended).
-  assert.match(text.stdout, /^entries +1[0-5] \(10 live, [0-5] expired\)$/m)
-  assert.match(text.stdout, /^namespaces +4 /m)
-  assert.match(text.stdout, /^ {2}\(none\) +5$/m)
+  // Read-only: the first run counted the expired entries and deleted none of them.
+  assert.match(text.stdout, /^entries +15 \(10 live, 5 expired\)$/m)
+  assert.match(text.stdout, /^namespaces +4 \(live entries in each; \(no namespace\): keys without one\)$/m)
+  assert.match(text.stdout, /^ {2}\(no namespace\) +5$/m)
   assert.match(text.stdout, /^ {2}users\/sessions +1$/m)
+  assert.match(text.stdout, /^free pages +\d+ \(4\.0 KiB each, [\d.]+ K?i?B reusable\)$/m)
   assert.match(text.stdout, /^map size +64\.0 MiB/m)
   assert.match(text.stdout, /^file size +[\d.]+ KiB/m)
   assert.match(text.stdout, /^readers +\d+ of 1,022 slots/m)
+  // dump reads every entry and value, and deletes nothing either.
+  assert.equal((await cli(['dump', dir])).code, 0)
+  const swept = await cli(['sweep', dir, '--json'])
+  assert.deepEqual(JSON.parse(swept.stdout), { swept: 5 }, 'stats and dump left the expired entries to sweep')
 })
 
 test('sweep: deletes the expired entries and prints the count', async () => {
@@ -412,10 +417,12 @@ test('migrate: plain progress lines off a terminal, a summary, --json; refused w
   const to = path.join(work, 'migrate-dst')
   const plain = await cli(['migrate', '--from', from, '--to', to, '--verify'])
   assert.equal(plain.code, 0, plain.stderr)
-  assert.match(plain.stderr, /^copy: copied 3,002\/3,002 entries \(100%\), [\d,]+\/s, ETA 0s$/m)
+  // Progress counts entries read (as the summary's "read"), not copied.
+  assert.match(plain.stderr, /^copy: read 3,002\/3,002 entries \(100%\), [\d,]+\/s, ETA 0s$/m)
   assert.match(plain.stderr, /^verify: verified 3,002\/3,002 entries \(100%\)/m)
   assert.doesNotMatch(plain.stderr, /\r|\x1b/, 'no terminal control off a terminal')
   assert.match(plain.stdout, /^migrated .* -> .* in [\d.]+s$/m)
+  assert.match(plain.stdout, /^ {2}read +3,002$/m)
   assert.match(plain.stdout, /^ {2}copied +2,001$/m)
   assert.match(plain.stdout, /^ {2}skipped, expired +1,000$/m)
   assert.match(plain.stdout, /^ {2}skipped, undefined +1 /m)
@@ -481,3 +488,92 @@ test('compact removes the leftovers of a killed compaction, not the work of a ru
   assert.equal(fs.readFileSync(path.join(live, 'data.mdb'), 'utf8'), 'partial copy', 'a running process\'s copy is left alone')
   fs.rmSync(live, { recursive: true })
 })
+
+test('dump --out never writes over or beside a cache\'s files, and replaces a file only with --force', async () => {
+  const dir = path.join(work, 'dump-guard')
+  await fillCache(dir)
+  const other = path.join(work, 'dump-guard-other')
+  await fillCache(other)
+  const untouched = fingerprint(dir)
+  const otherUntouched = fingerprint(other)
+  const link = path.join(work, 'dump-guard-link.jsonl')
+  fs.symlinkSync(path.join(dir, 'data.mdb'), link)
+  for (const [out, what] of [
+    [path.join(dir, 'data.mdb'), 'its own data.mdb'],
+    [path.join(dir, 'lock.mdb'), 'its own lock.mdb'],
+    [path.join(dir, 'dump.jsonl'), 'a new file inside the cache directory'],
+    [path.join(other, 'data.mdb'), 'another cache\'s data.mdb'],
+    [path.join(other, 'dump.jsonl'), 'a file in another cache directory'],
+    [link, 'a symlink to data.mdb'],
+  ]) {
+    for (const force of [[], ['--force']]) {
+      const result = await cli(['dump', dir, '--out', out, ...force])
+      assertUserError(result, 1, /refusing to write .*outside the cache directory/, `dump --out ${what} ${force}`)
+    }
+  }
+  assert.deepEqual(fingerprint(dir), untouched, 'the cache directory is unchanged')
+  assert.deepEqual(fingerprint(other), otherUntouched, 'the other cache directory is unchanged')
+  await withCache(dir, async (cache) => assert.equal(await cache.get('plain'), 'text ✓'))
+
+  const existing = path.join(work, 'dump-guard-existing.jsonl')
+  fs.writeFileSync(existing, 'keep me\n')
+  assertUserError(await cli(['dump', dir, '--out', existing]), 1, /exists; pass --force to replace it/, 'existing --out')
+  assert.equal(fs.readFileSync(existing, 'utf8'), 'keep me\n')
+  const forced = await cli(['dump', dir, '--out', existing, '--force'])
+  assert.equal(forced.code, 0, forced.stderr)
+  assert.match(fs.readFileSync(existing, 'utf8'), /^\{"key":/)
+  assertUserError(await cli(['dump', dir, '--force']), 2, /--force needs --out/, '--force without --out')
+})
+
+test('compactCacheTo refuses a destination in a cache directory (ERR_DESTINATION_IN_CACHE)', async () => {
+  const dir = path.join(work, 'compact-to-guard')
+  await fillCache(dir)
+  const untouched = fingerprint(dir)
+  await withCache(dir, async (cache) => {
+    for (const dest of [path.join(dir, 'data.mdb'), path.join(dir, 'copy.mdb'), path.join(dir, 'lock.mdb')]) {
+      await assert.rejects(compactCacheTo(cache, dest), { code: 'ERR_DESTINATION_IN_CACHE' }, dest)
+    }
+    // Outside, a copy is made as before.
+    await compactCacheTo(cache, path.join(work, 'compact-to-guard.mdb'))
+  })
+  assert.deepEqual(Object.keys(fingerprint(dir)).sort(), Object.keys(untouched).sort())
+  assert.ok(fs.statSync(path.join(work, 'compact-to-guard.mdb')).size > 0)
+})
+
+test('the leftovers of a killed compaction are removed by the next open and by stats, not those of a live one', async () => {
+  const dir = path.join(work, 'compact-leftovers-open')
+  await withCache(dir, (cache) => cache.set('k', 1))
+  const gone = Number((await run(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'])).stdout)
+  const gone2 = Number((await run(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'])).stdout)
+  const here = { host: os.hostname(), pidNamespace: pidNamespace() }
+  const leftover = (pid, owner) => {
+    const work = path.join(dir, `.compact-${pid}`)
+    fs.mkdirSync(work)
+    fs.writeFileSync(path.join(work, 'data.mdb'), 'partial copy')
+    if (owner) fs.writeFileSync(path.join(work, 'owner'), JSON.stringify({ pid, ...owner }))
+    return work
+  }
+  const dead = leftover(gone, here)
+  const live = leftover(process.pid, here)
+  // A compaction run in another container: its pid means nothing here.
+  const gone3 = Number((await run(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'])).stdout)
+  const foreign = leftover(gone3, { ...here, pidNamespace: 'pid:[1]' })
+  await withCache(dir, async (cache) => assert.equal(await cache.get('k'), 1))
+  assert.equal(fs.existsSync(dead), false, 'a dead compaction\'s copy is removed at open')
+  assert.equal(fs.existsSync(live), true, 'a running compaction\'s copy is left alone')
+  assert.equal(fs.existsSync(foreign), true, 'a compaction of another pid namespace is left alone')
+  const viaStats = leftover(gone2, here)
+  const stats = await cli(['stats', dir])
+  assert.equal(stats.code, 0, stats.stderr)
+  assert.equal(fs.existsSync(viaStats), false, 'stats removes it too')
+  fs.rmSync(live, { recursive: true })
+  fs.rmSync(foreign, { recursive: true })
+})
+
+function pidNamespace() {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid')
+  } catch {
+    return null
+  }
+}

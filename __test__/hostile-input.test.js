@@ -573,6 +573,14 @@ const BAD_OPTIONS = [
   ['a string maxReaders', (path) => ({ path, maxReaders: '16' }), 'ERR_INVALID_OPTIONS'],
   ['maxReaders beyond 32 bits', (path) => ({ path, maxReaders: 2 ** 32 }), 'ERR_INVALID_OPTIONS'],
   ['a fractional maxReaders', (path) => ({ path, maxReaders: 16.5 }), 'ERR_INVALID_OPTIONS'],
+  // lock.mdb is sized by it: 2 ** 32 - 1 once wrote ~256 GiB of zeros before failing.
+  ['maxReaders 2 ** 32 - 1', (path) => ({ path, maxReaders: 2 ** 32 - 1 }), 'ERR_INVALID_OPTIONS'],
+  ['maxReaders 1e6', (path) => ({ path, maxReaders: 1e6 }), 'ERR_INVALID_OPTIONS'],
+  ['maxReaders 2 ** 16 + 1', (path) => ({ path, maxReaders: 2 ** 16 + 1 }), 'ERR_INVALID_OPTIONS'],
+  ['a negative fileMode', (path) => ({ path, fileMode: -1 }), 'ERR_INVALID_OPTIONS'],
+  ['a fileMode past 0o777', (path) => ({ path, fileMode: 0o1000 }), 'ERR_INVALID_OPTIONS'],
+  ['a string fileMode', (path) => ({ path, fileMode: '0644' }), 'ERR_INVALID_OPTIONS'],
+  ['a fractional fileMode', (path) => ({ path, fileMode: 0o644 + 0.5 }), 'ERR_INVALID_OPTIONS'],
   ['a string defaultTtlMs', (path) => ({ path, defaultTtlMs: '1000' }), 'ERR_INVALID_TTL'],
   ['a NaN defaultTtlMs', (path) => ({ path, defaultTtlMs: NaN }), 'ERR_INVALID_TTL'],
 ]
@@ -583,6 +591,22 @@ test('bad options reject with a TypeError and a stable code, and create nothing'
       await rejectsWith(() => openLmdbCache(options(path.join(dir, 'never-created'))), TypeError, code, name)
     }
     assert.deepEqual(fs.readdirSync(dir), [])
+  })
+})
+
+test('maxReaders 2 ** 16, the largest accepted, opens with a lock file of a few MiB', async () => {
+  await withTemp(async (dir) => {
+    const started = Date.now()
+    const cache = await openLmdbCache({ path: dir, maxReaders: 2 ** 16 })
+    try {
+      await cache.set('k', 1)
+      assert.equal(await cache.get('k'), 1)
+    } finally {
+      await cache.close()
+    }
+    const lockSize = fs.statSync(path.join(dir, 'lock.mdb')).size
+    assert.ok(lockSize <= 8 * MiB, `lock.mdb is ${lockSize} bytes`)
+    assert.ok(Date.now() - started < 10_000)
   })
 })
 

@@ -118,28 +118,35 @@ test('cacheStats counts free pages, which deletes create and a compacting copy d
     assert.equal(after.entries, 1)
     assert.ok(after.freePages > before.freePages + 100, `free pages ${before.freePages} -> ${after.freePages}`)
     assert.equal(after.usedSize % after.pageSize, 0)
-    const copy = path.join(dir, 'compacted.mdb')
+    // Outside the cache directory: a copy beside data.mdb is refused (ERR_DESTINATION_IN_CACHE).
+    const copy = `${dir}-compacted.mdb`
     await compactCacheTo(cache, copy)
     assert.ok(fs.statSync(copy).size < after.usedSize - 100 * after.pageSize)
     await cache.close()
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(`${dir}-compacted.mdb`, { force: true })
   }
 })
 
-test('compactCacheTo writes only a new file: an existing one, the cache\'s own data.mdb included, is refused and left as it was', async () => {
+test('compactCacheTo writes only a new file outside cache directories: an existing one, the cache\'s own data.mdb included, is refused and left as it was', async () => {
   const { compactCacheTo } = await import('../index.js')
   const dir = tempDir()
   try {
     const cache = await openLmdbCache({ path: dir })
     await cache.set('k', 'v')
-    const other = path.join(dir, 'important.txt')
+    const other = `${dir}-important.txt`
     fs.writeFileSync(other, 'keep me')
     await assert.rejects(compactCacheTo(cache, other), { code: 'ERR_DESTINATION_EXISTS' })
     assert.equal(fs.readFileSync(other, 'utf8'), 'keep me')
+    fs.rmSync(other)
+    const beside = path.join(dir, 'important.txt')
+    fs.writeFileSync(beside, 'keep me')
+    await assert.rejects(compactCacheTo(cache, beside), { code: 'ERR_DESTINATION_IN_CACHE' })
+    assert.equal(fs.readFileSync(beside, 'utf8'), 'keep me')
     const own = path.join(dir, 'data.mdb')
     const size = fs.statSync(own).size
-    await assert.rejects(compactCacheTo(cache, own), { code: 'ERR_DESTINATION_EXISTS' })
+    await assert.rejects(compactCacheTo(cache, own), { code: 'ERR_DESTINATION_IN_CACHE' })
     assert.equal(fs.statSync(own).size, size)
     assert.equal(await cache.get('k'), 'v')
     await cache.set('k2', 'v2')

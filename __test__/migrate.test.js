@@ -247,6 +247,39 @@ test('a copied entry expires when it would have in level-cache', { timeout: 10_0
   }
 })
 
+test('--verify agrees with the copy of expiries past 2^64 ms and of an infinite one ({"x":1e400})', { timeout: 20_000 }, async () => {
+  const dir = tempDir('lmdb-cache-migrate-far-')
+  try {
+    const from = path.join(dir, 'src')
+    // Written raw, as level-cache's envelopes: 1e400 is Infinity to JSON.parse, 1e300 a finite
+    // expiry far past 2^64 ms.
+    const db = new Level(from, { valueEncoding: 'utf8' })
+    await db.put('infinite', '{"v":1,"x":1e400}')
+    await db.put('far', '{"v":2,"x":1e300}')
+    await db.put('near', `{"v":3,"x":${Date.now() + HOUR}.5}`)
+    await db.close()
+    const summary = await migrateFromLevel({ from, to: path.join(dir, 'dst'), verify: true })
+    assert.equal(summary.copied, 3)
+    assert.deepEqual(summary.verify.differences, [])
+    assert.equal(summary.verify.ok, true)
+    const cache = await openLmdbCache({ path: path.join(dir, 'dst') })
+    try {
+      // Never expires in level-cache (Infinity <= now is false): no expiry here.
+      assert.deepEqual(await getEntry(cache, 'infinite'), { value: 1, expiresAt: null })
+      assert.deepEqual(await getEntry(cache, 'far'), { value: 2, expiresAt: 2 ** 64 })
+      assert.equal(await cache.get('near'), 3)
+    } finally {
+      await cache.close()
+    }
+    // The CLI says the same.
+    const verified = await cli(['migrate', '--from', from, '--to', path.join(dir, 'dst-cli'), '--verify'])
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr)
+    assert.match(verified.stdout, /^verify: OK, 3 entries/m)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('refuses a source in use, a missing or non-LevelDB source, a foreign destination, bad options', async () => {
   const dir = tempDir('lmdb-cache-migrate-err-')
   try {

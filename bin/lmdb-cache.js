@@ -8,7 +8,8 @@ import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 
 const require = createRequire(import.meta.url)
-const { lockHolders, processAlive } = require('../lib/locks.cjs')
+const { compactCache } = require('../lib/compact.cjs')
+const { refuseDestinationInCache } = require('../lib/destinations.cjs')
 
 const SEPARATOR = '\u241F'
 const PROGRAM = 'lmdb-cache'
@@ -58,8 +59,9 @@ Options:
 
 Prints the number of entries (live and expired), live entries per namespace (the part of a
 key before the first U+241F), the map size and its maximum, the size of data.mdb, the bytes in
-use, and LMDB reader slots (the most ever in use at once, and the limit). Counting per
-namespace reads every entry, which (as any read does) deletes the expired entries it meets.
+use, and LMDB reader slots (the most ever in use at once, and the limit). It changes no
+entry: expired entries are counted, not deleted (that is what '${PROGRAM} sweep' does).
+Like any open, it removes what killed compactions left behind.
 
 Options:
   --json       print the figures as JSON
@@ -73,14 +75,16 @@ Options:
   --json       print { "swept": n } as JSON
   -h, --help   show this help`,
 
-  dump: `Usage: ${PROGRAM} dump <dir> [--namespace <ns>]... [--out <file>]
+  dump: `Usage: ${PROGRAM} dump <dir> [--namespace <ns>]... [--out <file> [--force]]
 
 Writes the live entries as JSON Lines, one {"key","value","expiresAt"} object a line: key is
 the full stored key (namespace + U+241F + key), expiresAt epoch milliseconds or null.
 
 Options:
   --namespace <ns>   only the entries of this namespace (repeatable; nested: a/b)
-  --out <file>       write to this file instead of standard output
+  --out <file>       write to this file instead of standard output; never a file in a cache
+                     directory (data.mdb, lock.mdb or beside them) nor inside <dir>
+  --force            replace <file> if it exists (refused otherwise)
   -h, --help         show this help`,
 
   load: `Usage: ${PROGRAM} load <dir> <file>
@@ -207,13 +211,15 @@ async function lmdbCache() {
   return api
 }
 
-async function openCache(dir) {
-  const { openLmdbCache } = await lmdbCache()
-  return openLmdbCache({ path: dir })
+// inspectLmdbCache: reads through it leave expired entries in place, so that a tool reporting
+// on a cache (stats, dump) does not change it.
+async function openCache(dir, { inspect = false } = {}) {
+  const { openLmdbCache, inspectLmdbCache } = await lmdbCache()
+  return (inspect ? inspectLmdbCache : openLmdbCache)({ path: dir })
 }
 
-async function withCache(dir, fn) {
-  const cache = await openCache(dir)
+async function withCache(dir, fn, options) {
+  const cache = await openCache(dir, options)
   try {
     return await fn(cache)
   } finally {
@@ -264,7 +270,8 @@ class Progress {
     const rate = (p.done / elapsed) * 1000
     const eta = rate > 0 ? ((p.total - p.done) / rate) * 1000 : Infinity
     const percent = p.total === 0 ? 100 : Math.floor((p.done / p.total) * 100)
-    const verb = p.phase === 'verify' ? 'verified' : 'copied'
+    // Entries read from the source, copied or skipped: the summary's "read" line.
+    const verb = p.phase === 'verify' ? 'verified' : 'read'
     if (this.tty) {
       if (!complete && now - this.lastDraw < 100) return
       this.lastDraw = now
@@ -371,13 +378,17 @@ async function cmdMigrate(args) {
 // ---------------------------------------------------------------------------------------
 // stats, sweep
 
+// The row of `stats` for keys outside any namespace (no U+241F in them).
+const NO_NAMESPACE = '(no namespace)'
+
 async function cmdStats(args) {
   const parsed = parse('stats', args, { json: { type: 'boolean' } }, ['dir'])
   if (parsed === null) return 0
   const dir = existingCacheDir(parsed.positionals[0])
   const { cacheStats } = await lmdbCache()
+  // Read-only: expired entries are counted, not deleted (an inspecting handle queues no lazy
+  // deletes). Opening the cache removes what killed compactions left behind.
   const { stats, namespaces } = await withCache(dir, async (cache) => {
-    // Figures first: the scan below, like any read, has the expired entries it meets deleted.
     const figures = await cacheStats(cache)
     const counts = new Map()
     for await (const [key] of cache.entries()) {
@@ -387,7 +398,7 @@ async function cmdStats(args) {
     }
     const sorted = [...counts].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : Buffer.compare(Buffer.from(a), Buffer.from(b))))
     return { stats: figures, namespaces: new Map(sorted) }
-  })
+  }, { inspect: true })
   if (parsed.values.json) {
     process.stdout.write(JSON.stringify({ directory: dir, ...stats, namespaces: Object.fromEntries(namespaces) }, null, 2) + '\n')
     return 0
@@ -395,15 +406,16 @@ async function cmdStats(args) {
   const lines = [
     `directory    ${dir}`,
     `entries      ${int(stats.entries)} (${int(stats.liveEntries)} live, ${int(stats.expiredEntries)} expired)`,
-    `namespaces   ${int([...namespaces.keys()].filter((ns) => ns !== '').length)} (live entries per namespace)`,
+    `namespaces   ${int([...namespaces.keys()].filter((ns) => ns !== '').length)} (live entries in each${namespaces.has('') ? `; ${NO_NAMESPACE}: keys without one` : ''})`,
   ]
-  const width = Math.max(8, ...[...namespaces.keys()].map((ns) => ns.length))
-  for (const [ns, count] of namespaces) lines.push(`  ${(ns === '' ? '(none)' : ns).padEnd(width)}  ${int(count)}`)
+  const label = (ns) => (ns === '' ? NO_NAMESPACE : ns)
+  const width = Math.max(8, ...[...namespaces.keys()].map((ns) => label(ns).length))
+  for (const [ns, count] of namespaces) lines.push(`  ${label(ns).padEnd(width)}  ${int(count)}`)
   lines.push(
     `map size     ${bytes(stats.mapSize)} (grows up to ${bytes(stats.maxMapSize)})`,
     `file size    ${bytes(stats.fileSize)} (data.mdb)`,
     `used size    ${bytes(stats.usedSize)} (up to the last page in use; '${PROGRAM} compact' drops free pages)`,
-    `free pages   ${int(stats.freePages)} of ${bytes(stats.pageSize)} (${bytes(stats.freePages * stats.pageSize)} reusable)`,
+    `free pages   ${int(stats.freePages)} (${bytes(stats.pageSize)} each, ${bytes(stats.freePages * stats.pageSize)} reusable)`,
     `readers      ${int(stats.readersInUse)} of ${int(stats.maxReaders)} slots (most ever in use at once)`,
   )
   process.stdout.write(lines.join('\n') + '\n')
@@ -423,11 +435,27 @@ async function cmdSweep(args) {
 // dump, load
 
 async function cmdDump(args) {
-  const parsed = parse('dump', args, { namespace: { type: 'string', multiple: true }, out: { type: 'string' } }, ['dir'])
+  const parsed = parse(
+    'dump',
+    args,
+    { namespace: { type: 'string', multiple: true }, out: { type: 'string' }, force: { type: 'boolean' } },
+    ['dir'],
+  )
   if (parsed === null) return 0
   const dir = existingCacheDir(parsed.positionals[0])
   const namespaces = parsed.values.namespace ?? []
   const outFile = parsed.values.out
+  const force = Boolean(parsed.values.force)
+  if (force && outFile === undefined) throw new UsageError('--force needs --out <file>')
+  if (outFile !== undefined) {
+    // Before anything is opened for writing: never over a cache's files, even with --force.
+    try {
+      refuseDestinationInCache(outFile, dir)
+    } catch (error) {
+      throw new CommandError(error.message)
+    }
+    if (!force && fs.existsSync(outFile)) throw new CommandError(`${outFile} exists; pass --force to replace it`)
+  }
   const { getEntry } = await lmdbCache()
   let out = process.stdout
   let tmp = null
@@ -457,13 +485,13 @@ async function cmdDump(args) {
           count++
         }
       }
-    })
+    }, { inspect: true })
     if (tmp !== null) {
       await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())))
       const fd = fs.openSync(tmp, 'r')
       fs.fsyncSync(fd)
       fs.closeSync(fd)
-      fs.renameSync(tmp, path.resolve(outFile))
+      publish(tmp, path.resolve(outFile), force, outFile)
       tmp = null
       process.stdout.write(`dumped ${int(count)} entries to ${outFile}\n`)
     }
@@ -474,6 +502,25 @@ async function cmdDump(args) {
     }
   }
   return 0
+}
+
+/**
+ * Gives the finished temporary file `tmp` the name `target`: without `force` never over a
+ * file that appeared meanwhile (a hard link fails if the name exists), with `force` replacing.
+ */
+function publish(tmp, target, force, label) {
+  if (!force) {
+    try {
+      fs.linkSync(tmp, target)
+      fs.rmSync(tmp)
+      return
+    } catch (error) {
+      if (error.code === 'EEXIST') throw new CommandError(`${label} exists; pass --force to replace it`)
+      // A filesystem without hard links: check, then rename.
+      if (fs.existsSync(target)) throw new CommandError(`${label} exists; pass --force to replace it`)
+    }
+  }
+  fs.renameSync(tmp, target)
 }
 
 /** Reads a JSON Lines dump; calls onEntry(entry, lineNumber) for each entry (awaiting it). */
@@ -557,100 +604,15 @@ async function cmdLoad(args) {
 }
 
 // ---------------------------------------------------------------------------------------
-// compact
-
-function otherHolders(dir) {
-  const { supported, pids } = lockHolders(path.join(dir, 'lock.mdb'))
-  return { supported, pids: pids.filter((pid) => pid !== process.pid) }
-}
-
-function refuseIfInUse(dir, dirArg, force) {
-  const { supported, pids } = otherHolders(dir)
-  if (!supported && !force) {
-    throw new CommandError(
-      `cannot tell whether another process has ${dirArg} open on this system (no /proc/locks); stop them all and pass --force`,
-    )
-  }
-  if (pids.length > 0) {
-    throw new CommandError(`${dirArg} is open in another process (pid ${pids.join(', ')}): close it there first`)
-  }
-}
-
-function fsyncPath(p, { directory = false } = {}) {
-  let fd
-  try {
-    fd = fs.openSync(p, 'r')
-  } catch (error) {
-    if (directory) return // some systems (Windows) cannot open a directory to fsync it
-    throw error
-  }
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
+// compact (the algorithm: lib/compact.cjs)
 
 async function cmdCompact(args) {
   const parsed = parse('compact', args, { force: { type: 'boolean' } }, ['dir'])
   if (parsed === null) return 0
   const dirArg = parsed.positionals[0]
   const dir = existingCacheDir(dirArg)
-  const force = Boolean(parsed.values.force)
-  refuseIfInUse(dir, dirArg, force)
-  const { cacheStats, compactCacheTo } = await lmdbCache()
-  // The copy goes into a directory of its own inside <dir> (same filesystem, so the rename
-  // is atomic), where it can be opened and checked before it replaces data.mdb.
-  // Leftovers of a compaction that was killed; one whose process still runs is left alone.
-  for (const name of fs.readdirSync(dir)) {
-    const owner = /^\.compact-(\d+)$/.exec(name)
-    const pid = owner === null ? null : Number(owner[1])
-    if (pid !== null && (pid === process.pid || !processAlive(pid))) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
-  }
-  const dataFile = path.join(dir, 'data.mdb')
-  // The rename replaces the directory entry: a data.mdb that is a symlink would be replaced by
-  // a regular file beside it, and the real file left behind.
-  if (fs.lstatSync(dataFile).isSymbolicLink()) {
-    throw new CommandError(`${dirArg}/data.mdb is a symbolic link; compact the directory it points into instead`)
-  }
-  const work = path.join(dir, `.compact-${process.pid}`)
-  fs.mkdirSync(work)
-  try {
-    const copy = path.join(work, 'data.mdb')
-    // Any commit after the copy's snapshot would be lost by the rename, also one by a process
-    // that opened, wrote and closed between the checks for other holders: the id of the last
-    // committed transaction must be the same before the copy, after it, and just before the
-    // rename.
-    const unchanged = (stats, when) => {
-      if (stats.lastTxnId !== before.lastTxnId) {
-        throw new CommandError(`${dirArg} was written to ${when}; data.mdb left as it was (run compact again)`)
-      }
-    }
-    let before
-    await withCache(dir, async (cache) => {
-      before = await cacheStats(cache)
-      await compactCacheTo(cache, copy)
-      unchanged(await cacheStats(cache), 'during the copy')
-    })
-    const original = fs.statSync(dataFile)
-    fs.chmodSync(copy, original.mode & 0o7777)
-    // As root, the copy would otherwise belong to root, and the service owning the cache could
-    // no longer open it.
-    if (typeof process.getuid === 'function' && process.getuid() === 0) fs.chownSync(copy, original.uid, original.gid)
-    fsyncPath(copy)
-    const after = await withCache(work, (cache) => cacheStats(cache))
-    if (after.entries !== before.entries) {
-      throw new CommandError(`the compacted copy has ${after.entries} entries instead of ${before.entries}; data.mdb left as it was`)
-    }
-    unchanged(await withCache(dir, (cache) => cacheStats(cache)), 'while the copy was checked')
-    // Our handle is closed: any holder now is another process that opened it meanwhile.
-    refuseIfInUse(dir, dirArg, force)
-    fs.renameSync(copy, dataFile)
-    fsyncPath(dir, { directory: true })
-    process.stdout.write(`compacted ${dirArg}: data.mdb ${bytes(before.fileSize)} -> ${bytes(fs.statSync(path.join(dir, 'data.mdb')).size)} (${int(before.entries)} entries)\n`)
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true })
-  }
+  const result = await compactCache(dir, { label: dirArg, force: Boolean(parsed.values.force) })
+  process.stdout.write(`compacted ${dirArg}: data.mdb ${bytes(result.fileSizeBefore)} -> ${bytes(result.fileSizeAfter)} (${int(result.entries)} entries)\n`)
   return 0
 }
 

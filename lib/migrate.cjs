@@ -233,6 +233,16 @@ function decodeEnvelope(text, now) {
   return { kind: 'live', value: envelope.v, expiresAt }
 }
 
+/**
+ * The expiry putEntries stores for `expiresAt`, as getEntry reads it back (the rule of
+ * src/record.rs expiry_from_js): whole milliseconds rounded up, at most 2^64; an infinite
+ * expiry (JSON's 1e400 parses as Infinity) is no expiry, as it never comes in level-cache.
+ */
+function storedExpiry(expiresAt) {
+  if (expiresAt === null || expiresAt === Infinity) return null
+  return Math.min(Math.max(Math.ceil(expiresAt), 0), 2 ** 64)
+}
+
 async function countKeys(db, ranges) {
   let total = 0
   for (const range of ranges) {
@@ -407,8 +417,7 @@ async function verifyCopy({ db, cache, ranges, namespaces, total, getEntry, repo
       const key = keyText(keyBytes)
       if (key === null) continue // not copied, reported in the summary
       const copy = await getEntry(cache, key)
-      // Stored as whole milliseconds, at most 2^64 (what the native side keeps of a larger one).
-      const expectedExpiry = entry.expiresAt === null ? null : Math.min(Math.ceil(entry.expiresAt), 2 ** 64)
+      const expectedExpiry = storedExpiry(entry.expiresAt)
       if (copy === undefined) {
         if (expectedExpiry !== null && expectedExpiry <= Date.now()) continue // expired meanwhile
         result.missing++

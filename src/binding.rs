@@ -64,6 +64,9 @@ struct Handle {
     id: u32,
     shared: Arc<SharedStore>,
     durability: Durability,
+    /// Reads through this handle leave expired entries in place (no lazy deletes): for
+    /// operator tools such as `lmdb-cache stats`, which must not change what they report on.
+    keep_expired: bool,
 }
 
 struct ThreadState {
@@ -196,8 +199,10 @@ impl ThreadState {
     fn expire(&self, handle: u32, key: &[u8], now: f64) -> CacheResult<()> {
         let h = self.handle(handle)?;
         let now = expiry_from_js(now).unwrap_or(u64::MAX);
-        h.shared
-            .enqueue_lazy_deletes([key.to_vec()], now, h.durability);
+        if !h.keep_expired {
+            h.shared
+                .enqueue_lazy_deletes([key.to_vec()], now, h.durability);
+        }
         Ok(())
     }
 }
@@ -633,6 +638,7 @@ pub fn open(
     max_map_size: f64,
     max_readers: u32,
     durability: u32,
+    keep_expired: Option<bool>,
 ) -> Option<u32> {
     or_throw(
         &env,
@@ -642,6 +648,7 @@ pub fn open(
             max_map_size,
             max_readers,
             durability,
+            keep_expired.unwrap_or(false),
         ),
     )
 }
@@ -652,6 +659,7 @@ fn open_handle(
     max_map_size: f64,
     max_readers: u32,
     durability: u32,
+    keep_expired: bool,
 ) -> CacheResult<u32> {
     let durability = parse_durability(durability)?;
     let opts = StoreOptions {
@@ -679,9 +687,19 @@ fn open_handle(
             id,
             shared,
             durability,
+            keep_expired,
         });
         Ok(id)
     })
+}
+
+/// Blocks until every write queued in this process (any thread, any store) is committed, or
+/// until `timeout_ms` has passed; returns whether all were. Called only from index.cjs's
+/// `process.on('exit')` hook, so that writes not yet awaited survive `process.exit()`.
+#[napi]
+pub fn drain_sync(timeout_ms: f64) -> bool {
+    let timeout = std::time::Duration::from_millis(timeout_ms.clamp(0.0, 3_600_000.0) as u64);
+    registry::drain_all(timeout)
 }
 
 /// Closes a handle; the last handle on a directory in this process closes LMDB after the
@@ -921,11 +939,13 @@ fn scan_store<R>(
     let now_ms = expiry_from_js(now).unwrap_or(u64::MAX);
     let mut expired = Vec::new();
     let result = scan(&h.shared.store, now_ms, &mut expired)?;
-    h.shared.enqueue_lazy_deletes(
-        expired.into_iter().map(|e| e.full_key),
-        now_ms,
-        h.durability,
-    );
+    if !h.keep_expired {
+        h.shared.enqueue_lazy_deletes(
+            expired.into_iter().map(|e| e.full_key),
+            now_ms,
+            h.durability,
+        );
+    }
     Ok(result)
 }
 

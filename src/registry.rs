@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -167,6 +168,20 @@ pub fn release(shared: Arc<SharedStore>) {
     // Shut down while holding the registry lock: a concurrent open of the same path waits and
     // then opens a fresh environment instead of joining a closing one.
     entry.shared.shut_down();
+}
+
+/// Waits until the writer of every store open in this process has committed everything
+/// queued so far, or until `timeout` has passed; true if all did. For `process.on('exit')`.
+pub fn drain_all(timeout: Duration) -> bool {
+    // Not under the registry lock: a writer may need it meanwhile (no path takes it today,
+    // but an open or close on another thread must not wait for this drain).
+    let stores: Vec<Arc<SharedStore>> = REGISTRY
+        .lock()
+        .iter()
+        .map(|e| Arc::clone(&e.shared))
+        .collect();
+    let deadline = Instant::now() + timeout;
+    stores.iter().all(|s| s.queue.wait_idle(deadline))
 }
 
 /// Number of stores open in this process (for tests and stats).
@@ -419,6 +434,35 @@ mod tests {
                 shared.store.lookup(b"bad", |r| r.is_none()).unwrap(),
                 "deleted"
             );
+        });
+    }
+
+    #[test]
+    fn drain_all_returns_once_every_queued_write_is_committed_and_its_reply_delivered() {
+        with_store("drain", |shared| {
+            let replies = Replies::new();
+            let group = (0..200u32)
+                .map(|i| {
+                    let key = format!("k{i}");
+                    replies.request(WriteKind::Batch(encode_put(key.as_bytes(), b"1")), i + 1)
+                })
+                .collect();
+            assert!(shared.enqueue_many(group).is_ok());
+            // No reply awaited: the drain alone must wait for the commits.
+            assert!(drain_all(Duration::from_secs(30)));
+            let delivered: Vec<_> = replies.rx.try_iter().collect();
+            assert_eq!(
+                delivered.len(),
+                200,
+                "every reply delivered before the drain returns"
+            );
+            assert!(delivered.iter().all(|(_, r)| r.is_ok()));
+            for i in 0..200 {
+                assert!(
+                    read_json(shared, format!("k{i}").as_bytes()).is_some(),
+                    "k{i}"
+                );
+            }
         });
     }
 

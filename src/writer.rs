@@ -10,6 +10,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use heed::{EnvFlags, MdbError, RwTxn};
 use parking_lot::{Condvar, Mutex};
@@ -247,6 +248,9 @@ pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
 pub struct WriteQueue {
     state: Mutex<QueueState>,
     wake: Condvar,
+    /// Signalled when the writer has nothing queued and nothing being committed (see
+    /// [`WriteQueue::wait_idle`]).
+    idle: Condvar,
 }
 
 struct QueueState {
@@ -254,6 +258,8 @@ struct QueueState {
     /// How many of `pending` are lazy expiry deletes (see [`MAX_QUEUED_LAZY_DELETES`]).
     lazy_deletes: usize,
     closing: bool,
+    /// The writer took a group and has not come back for more: it is still committing it.
+    committing: bool,
 }
 
 /// Most lazy expiry deletes waiting for the writer at once. Reads queue one per expired entry
@@ -269,8 +275,10 @@ impl Default for WriteQueue {
                 pending: Vec::new(),
                 lazy_deletes: 0,
                 closing: false,
+                committing: false,
             }),
             wake: Condvar::new(),
+            idle: Condvar::new(),
         }
     }
 }
@@ -330,9 +338,15 @@ impl WriteQueue {
     /// Waits for work; `None` once closing and drained.
     fn take(&self) -> Option<Vec<WriteRequest>> {
         let mut state = self.state.lock();
+        // Back for more: the previous group is committed and its replies delivered.
+        state.committing = false;
+        if state.pending.is_empty() {
+            self.idle.notify_all();
+        }
         loop {
             if !state.pending.is_empty() {
                 state.lazy_deletes = 0;
+                state.committing = true;
                 return Some(std::mem::take(&mut state.pending));
             }
             if state.closing {
@@ -340,6 +354,19 @@ impl WriteQueue {
             }
             self.wake.wait(&mut state);
         }
+    }
+
+    /// Blocks until everything queued so far is committed (and its replies delivered), or
+    /// until `deadline`; true if the queue emptied. For a process about to exit: not used by
+    /// any write or read path.
+    pub fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut state = self.state.lock();
+        while !state.pending.is_empty() || state.committing {
+            if self.idle.wait_until(&mut state, deadline).timed_out() {
+                return state.pending.is_empty() && !state.committing;
+            }
+        }
+        true
     }
 
     /// Stops accepting work; the writer drains what is queued, then exits.
