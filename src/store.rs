@@ -92,6 +92,8 @@ impl Store {
             .map_size(round_map_size(opts.initial_map_size.min(opts.max_map_size)) as usize)
             .max_readers(opts.max_readers)
             .max_dbs(8);
+        // Before LMDB maps the file: a damaged one must be refused, not fault in the map.
+        crate::meta_check::check_data_file(path)?;
         let lock_file = path.join("lock.mdb");
         let lock_existed = lock_file.exists();
         if !lock_existed {
