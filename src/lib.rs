@@ -1,8 +1,8 @@
 //! Native core of `@promethean/lmdb-cache`.
 //!
 //! The pure-Rust core (`keys`, `record`, `store`, `writer`, `registry`, `error`,
-//! `meta_check`) knows nothing of N-API and is tested with `cargo test`; `binding` is the
-//! thin napi layer over it.
+//! `meta_check`, `verify`) knows nothing of N-API and is tested with `cargo test`; `binding`
+//! is the thin napi layer over it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // The napi entry points are only referenced by generated registration code, absent from tests.
@@ -17,4 +17,5 @@ mod proptests;
 mod record;
 mod registry;
 mod store;
+mod verify;
 mod writer;
