@@ -79,6 +79,7 @@ test('the tarball holds the runtime files only', { skip }, () => {
     'index.js',
     'lib/locks.cjs',
     'lib/migrate.cjs',
+    'lib/verify-child.cjs',
     'package.json',
   ])
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
