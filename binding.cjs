@@ -848,3 +848,4 @@ module.exports.open = nativeBinding.open
 module.exports.stats = nativeBinding.stats
 module.exports.takeLargeValue = nativeBinding.takeLargeValue
 module.exports.throwLastError = nativeBinding.throwLastError
+module.exports.verifyWalk = nativeBinding.verifyWalk

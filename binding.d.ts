@@ -83,6 +83,14 @@ export interface NativeStats {
   lastTxnId: number
 }
 
+export interface NativeVerifyReport {
+  entries: number
+  expiryRows: number
+  /** `[key, what is wrong]` pairs, at most 100. */
+  undecodable: Array<Array<string>>
+  undecodableCount: number
+}
+
 /** Opens a handle on the cache directory `path`. */
 export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null): number | null
 
@@ -94,3 +102,9 @@ export declare function takeLargeValue(): Buffer | null
 
 /** Throws the error a raw call reported with LOOKUP_FAILED. */
 export declare function throwLastError(): void
+
+/**
+ * `lmdb-cache verify`'s walk (see `verify::walk`), for its child process only: calls
+ * `on_progress(records, lastKey)` every 256 records.
+ */
+export declare function verifyWalk(path: string, onProgress: (arg0: number, arg1: string) => void): NativeVerifyReport | null

@@ -83,6 +83,7 @@ test('the tarball holds the runtime files only', { skip }, () => {
     'lib/locks.cjs',
     'lib/migrate.cjs',
     'lib/msgpack-encode.cjs',
+    'lib/verify-child.cjs',
     'package.json',
   ])
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))

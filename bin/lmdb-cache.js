@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // lmdb-cache: the command-line tool of @promethean/lmdb-cache (migrate, stats, sweep, dump,
-// load, compact). Node built-ins only; arguments are parsed with node:util parseArgs.
+// load, compact, verify). Node built-ins only; arguments are parsed with node:util parseArgs.
 import fs from 'node:fs'
 import path from 'node:path'
 import readline from 'node:readline'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
 const { compactCache } = require('../lib/compact.cjs')
@@ -36,6 +38,7 @@ Commands:
   dump <dir>                                    write the entries as JSON Lines
   load <dir> <file>                             read entries from a JSON Lines dump
   compact <dir>                                 reclaim free space in data.mdb
+  verify <dir>                                  read every record; report damage (exit 1)
 
 Run '${PROGRAM} <command> --help' for a command's options. --version prints the version.`,
 
@@ -107,6 +110,18 @@ Options:
   --force      where other processes cannot be detected (not Linux), compact anyway
   -h, --help   show this help`,
 }
+
+HELP.verify = `Usage: ${PROGRAM} verify <dir> [--json]
+
+Reads every page and record of the cache in <dir> without writing anything (LMDB opened
+read-only), in a child process: damage that would crash a process reading the cache (a
+truncated file, garbage over pages) is reported instead. Prints OK with the counts and exits 0,
+or 'damaged: ...' naming what is wrong (the meta pages, the signal the walk died of and the
+last key it got past, or the keys of records that cannot be decoded) and exits 1.
+
+Options:
+  --json       print the result as JSON
+  -h, --help   show this help`
 
 // ---------------------------------------------------------------------------------------
 // Formatting
@@ -617,8 +632,83 @@ async function cmdCompact(args) {
 }
 
 // ---------------------------------------------------------------------------------------
+// verify
 
-const COMMANDS = { migrate: cmdMigrate, stats: cmdStats, sweep: cmdSweep, dump: cmdDump, load: cmdLoad, compact: cmdCompact }
+const VERIFY_CHILD = fileURLToPath(new URL('../lib/verify-child.cjs', import.meta.url))
+
+/** Runs the walk in a child process; resolves { code, signal, result, lastProgress, errors }. */
+function runVerifyChild(dir) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [VERIFY_CHILD, dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      let lastProgress = null
+      const errors = []
+      for (const line of stderr.split('\n')) {
+        const m = /^progress\t(\d+)\t(.*)$/.exec(line)
+        if (m) lastProgress = { records: Number(m[1]), key: JSON.parse(m[2]) }
+        else if (line.trim() !== '') errors.push(line)
+      }
+      let result = null
+      try {
+        result = JSON.parse(stdout.trim().split('\n').pop())
+      } catch {}
+      resolve({ code, signal, result, lastProgress, errors })
+    })
+  })
+}
+
+async function cmdVerify(args) {
+  const parsed = parse('verify', args, { json: { type: 'boolean' } }, ['dir'])
+  if (parsed === null) return 0
+  const dir = existingCacheDir(parsed.positionals[0])
+  const { code, signal, result, lastProgress, errors } = await runVerifyChild(dir)
+  let outcome
+  if (result?.ok) {
+    const { entries, expiryRows, undecodable, undecodableCount } = result.report
+    outcome = undecodableCount === 0
+      ? { ok: true, entries, expiryRows, text: `OK: ${int(entries)} entries, ${int(expiryRows)} expiry index rows, every record readable` }
+      : {
+          ok: false,
+          entries,
+          undecodable: undecodable.map(([key, detail]) => ({ key, detail })),
+          text: [
+            `damaged: ${int(undecodableCount)} of ${int(entries)} records cannot be decoded${undecodableCount > undecodable.length ? ` (the first ${undecodable.length} listed)` : ''}:`,
+            ...undecodable.map(([key, detail]) => `  ${JSON.stringify(key)}: ${detail}`),
+          ].join('\n'),
+        }
+  } else if (result && ['ERR_PERMISSION_DENIED', 'ERR_NOT_A_DIRECTORY', 'ERR_NATIVE_BINARY_MISSING'].includes(result.code)) {
+    throw Object.assign(new CommandError(result.message), { code: result.code })
+  } else if (result) {
+    // LMDB's own findings (MDB_CORRUPTED, MDB_PAGE_NOTFOUND: ERR_IO) are damage too.
+    outcome = { ok: false, code: result.code, text: `damaged: ${result.message} [${result.code}]` }
+  } else {
+    const how = signal ? `crashed with ${signal}` : `exited with code ${code}`
+    const where = lastProgress
+      ? `after key ${JSON.stringify(lastProgress.key)} (record ${int(lastProgress.records)} in key order; the damage lies after it)`
+      : 'before its first 256 records'
+    const detail = errors.length > 0 && !signal ? ` (${errors[errors.length - 1]})` : ''
+    outcome = { ok: false, signal: signal ?? null, lastKey: lastProgress?.key ?? null, text: `damaged: the walk ${how} ${where}${detail}` }
+  }
+  if (parsed.values.json) {
+    const { text, ...rest } = outcome
+    process.stdout.write(JSON.stringify({ directory: dir, ...rest, message: text }) + '\n')
+  } else {
+    process.stdout.write(outcome.text + '\n')
+  }
+  if (!outcome.ok && !parsed.values.json) {
+    process.stdout.write(`See the README's "Damaged files": restore a backup, or '${PROGRAM} dump' what is readable.\n`)
+  }
+  return outcome.ok ? 0 : 1
+}
+
+// ---------------------------------------------------------------------------------------
+
+const COMMANDS = { migrate: cmdMigrate, stats: cmdStats, sweep: cmdSweep, dump: cmdDump, load: cmdLoad, compact: cmdCompact, verify: cmdVerify }
 
 async function main(argv) {
   const [command, ...rest] = argv

@@ -1002,3 +1002,34 @@ pub fn compact_copy(env: Env, handle: u32, dest: String) {
     });
     or_throw(&env, copied);
 }
+
+#[napi(object)]
+pub struct NativeVerifyReport {
+    pub entries: f64,
+    pub expiry_rows: f64,
+    /// `[key, what is wrong]` pairs, at most 100.
+    pub undecodable: Vec<Vec<String>>,
+    pub undecodable_count: f64,
+}
+
+/// `lmdb-cache verify`'s walk (see `verify::walk`), for its child process only: calls
+/// `on_progress(records, lastKey)` every 256 records.
+#[napi]
+pub fn verify_walk(
+    env: Env,
+    path: String,
+    on_progress: Function<FnArgs<(f64, String)>, ()>,
+) -> Option<NativeVerifyReport> {
+    let mut progress = |n: u64, key: &str| {
+        let _ = on_progress.call(FnArgs::from((n as f64, key.to_string())));
+    };
+    let report = crate::verify::walk(std::path::Path::new(&path), 256, &mut progress).map(|r| {
+        NativeVerifyReport {
+            entries: r.entries as f64,
+            expiry_rows: r.expiry_rows as f64,
+            undecodable: r.undecodable.into_iter().map(|(k, d)| vec![k, d]).collect(),
+            undecodable_count: r.undecodable_count as f64,
+        }
+    });
+    or_throw(&env, report)
+}

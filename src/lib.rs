@@ -1,7 +1,8 @@
 //! Native core of `@promethean/lmdb-cache`.
 //!
-//! The pure-Rust core (`keys`, `record`, `store`, `writer`, `registry`, `error`) knows nothing
-//! of N-API and is tested with `cargo test`; `binding` is the thin napi layer over it.
+//! The pure-Rust core (`keys`, `record`, `store`, `writer`, `registry`, `error`,
+//! `meta_check`, `verify`) knows nothing of N-API and is tested with `cargo test`; `binding`
+//! is the thin napi layer over it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // The napi entry points are only referenced by generated registration code, absent from tests.
@@ -11,10 +12,12 @@ mod binding;
 mod codec;
 mod error;
 mod keys;
+mod meta_check;
 #[cfg(test)]
 mod proptests;
 mod protocol;
 mod record;
 mod registry;
 mod store;
+mod verify;
 mod writer;

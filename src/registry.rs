@@ -369,7 +369,7 @@ mod tests {
     fn a_sweep_removes_expiry_index_rows_too_short_to_index_anything() {
         with_store("short-row", |shared| {
             {
-                let (_g, mut txn) = shared.store.write_txn().unwrap();
+                let (_g, mut txn) = shared.store.write_txn(None).unwrap();
                 shared.store.expiries.put(&mut txn, b"abc", b"").unwrap();
                 // Exactly an expiry, no stored key.
                 shared.store.expiries.put(&mut txn, &[0u8; 8], b"").unwrap();
@@ -393,7 +393,7 @@ mod tests {
         use crate::keys::StoredKey;
         with_store("corrupt", |shared| {
             let corrupt = |key: &[u8]| {
-                let (_g, mut txn) = shared.store.write_txn().unwrap();
+                let (_g, mut txn) = shared.store.write_txn(None).unwrap();
                 let stored = StoredKey::encode(key);
                 shared
                     .store

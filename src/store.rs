@@ -64,9 +64,11 @@ pub struct Store {
     /// order, so a sweep visits only what has expired.
     pub(crate) expiries: Entries,
     /// The format record.
-    meta: Entries,
+    pub(crate) meta: Entries,
     map_lock: RwLock<()>,
     max_map_size: AtomicU64,
+    /// LMDB's page size for this file.
+    page_size: u64,
     path: PathBuf,
 }
 
@@ -92,6 +94,8 @@ impl Store {
             .map_size(round_map_size(opts.initial_map_size.min(opts.max_map_size)) as usize)
             .max_readers(opts.max_readers)
             .max_dbs(8);
+        // Before LMDB maps the file: a damaged one must be refused, not fault in the map.
+        crate::meta_check::check_data_file(path)?;
         let lock_file = path.join("lock.mdb");
         let lock_existed = lock_file.exists();
         if !lock_existed {
@@ -113,6 +117,7 @@ impl Store {
                 return Err(e);
             }
         };
+        let page_size = env.unnamed_database_stat().page_size as u64;
         Ok(Store {
             env,
             entries,
@@ -120,6 +125,7 @@ impl Store {
             meta,
             map_lock: RwLock::new(()),
             max_map_size: AtomicU64::new(round_map_size(opts.max_map_size)),
+            page_size,
             path: path.to_path_buf(),
         })
     }
@@ -341,13 +347,29 @@ impl Store {
 
     /// Begins a write transaction (writer thread only), adopting a grown map if needed.
     /// The returned guard must outlive the transaction.
+    ///
+    /// `cap`: for transactions that may put, the maximum map size. The map may be larger than
+    /// that (a delete used the reserve, or this process adopted the size another one grew to,
+    /// which LMDB records in the file and never lowers); a transaction that puts would then
+    /// fill that room. So the map is first shrunk back to `cap`, or to the pages in use if
+    /// more: puts then only reuse pages freed inside the map, and never grow it past `cap`.
     pub(crate) fn write_txn(
         &self,
+        cap: Option<u64>,
     ) -> CacheResult<(parking_lot::RwLockReadGuard<'_, ()>, heed::RwTxn<'_>)> {
         loop {
             let guard = self.map_lock.read();
             match self.env.write_txn() {
-                Ok(txn) => return Ok((guard, txn)),
+                Ok(txn) => match cap {
+                    // Checked with the transaction begun: no thread of this process can
+                    // remap while the guard is held, so the size seen is the size it writes in.
+                    Some(cap) if self.map_exceeds(cap) => {
+                        txn.abort();
+                        drop(guard);
+                        self.shrink_map_to(cap)?;
+                    }
+                    _ => return Ok((guard, txn)),
+                },
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
                     drop(guard);
                     self.adopt_map_size()?;
@@ -355,6 +377,29 @@ impl Store {
                 Err(e) => return Err(self.heed_error(e)),
             }
         }
+    }
+
+    /// Whether the map is larger than both `cap` and the pages in use. The caller holds
+    /// `map_lock` (shared at least), as reading LMDB's meta pages requires.
+    fn map_exceeds(&self, cap: u64) -> bool {
+        let info = self.env.info();
+        let used = (info.last_page_number as u64 + 1).saturating_mul(self.page_size);
+        info.map_size as u64 > cap.max(used)
+    }
+
+    /// Shrinks the map to `cap`, or to the pages in use if more (LMDB rounds a smaller size up
+    /// to those itself).
+    fn shrink_map_to(&self, cap: u64) -> CacheResult<()> {
+        let _exclusive = self.map_lock.write();
+        if !self.map_exceeds(cap) {
+            return Ok(());
+        }
+        let info = self.env.info();
+        let used = (info.last_page_number as u64 + 1).saturating_mul(self.page_size);
+        let size = cap.max(used);
+        // SAFETY: as in `adopt_map_size`, holding `map_lock` exclusively means no transaction
+        // of this process is active; the size is at least the pages in use.
+        unsafe { self.env.resize(size as usize) }.map_err(|e| self.heed_error(e))
     }
 
     /// Takes the size another process grew the map to.
@@ -366,6 +411,7 @@ impl Store {
     }
 
     /// Doubles the map (at least +64 MiB) up to `limit`. Returns false when already there.
+    /// Puts pass the maximum size; requests that only delete pass [`delete_reserve_limit`].
     pub(crate) fn grow_map(&self, limit: u64) -> CacheResult<bool> {
         let _exclusive = self.map_lock.write();
         let current = self.env.info().map_size as u64;
@@ -796,6 +842,19 @@ struct ScanSpec<'a> {
     resume_long: Option<(&'a [u8], Vec<u8>)>,
 }
 
+/// The most the map may grow to for requests that only delete: `max` plus a reserve of
+/// `max / 16`, at least 8 MiB. Deletes need fresh pages too (LMDB copies every page it
+/// changes, and frees the old copies only when the transaction commits), so a map full of puts
+/// could otherwise not be emptied. Puts never use the reserve (see [`Store::write_txn`]).
+pub fn delete_reserve_limit(max: u64) -> u64 {
+    round_map_size(max.saturating_add(delete_reserve(max)))
+}
+
+/// The size of the delete reserve for a maximum map size of `max`.
+pub fn delete_reserve(max: u64) -> u64 {
+    (max / 16).max(8 << 20)
+}
+
 /// Rounds up to whole granules, saturating: a size from JS may be anything up to u64::MAX
 /// (`maxMapSize: Infinity` means no limit, which must not wrap around to a 0-byte limit).
 pub fn round_map_size(n: u64) -> u64 {
@@ -1096,7 +1155,7 @@ mod tests {
     type TestRecord<'a> = (&'a [u8], Option<u64>, Option<&'a [u8]>);
 
     fn put_records(store: &Store, records: &[TestRecord<'_>]) {
-        let (_g, mut txn) = store.write_txn().unwrap();
+        let (_g, mut txn) = store.write_txn(None).unwrap();
         for (full, expiry, json) in records {
             let stored = StoredKey::encode(full);
             let long = matches!(keys::classify(stored.as_bytes()), Some(StoredKind::Long));
@@ -1413,7 +1472,7 @@ mod tests {
         store.set_sync_flags(EnvFlags::NO_SYNC).unwrap();
         let t = std::time::Instant::now();
         {
-            let (_g, mut txn) = store.write_txn().unwrap();
+            let (_g, mut txn) = store.write_txn(None).unwrap();
             let mut rec = Vec::new();
             for i in 0..100_000 {
                 let k = StoredKey::encode(format!("user:{i}").as_bytes());

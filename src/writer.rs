@@ -6,6 +6,10 @@
 //! group fails (a full map that cannot grow, a key collision), the transaction is aborted and
 //! the group is retried one request per transaction, so the others still land.
 //! A request's completion is reported only after its transaction committed.
+//!
+//! A full map or disk: requests that only delete may grow the map into a reserve past the
+//! maximum size, and one that still does not fit is committed in parts (it is then no longer
+//! atomic); puts never grow the map past the maximum, nor use room a delete left beyond it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{CacheError, CacheResult};
 use crate::keys::StoredKey;
 use crate::record::{self, expiry_from_js, Payload, Record};
-use crate::store::Store;
+use crate::store::{delete_reserve_limit, Store};
 
 /// How a commit reaches the disk; a group is committed with the strongest mode it contains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -411,9 +415,17 @@ struct Writer {
 enum Failure {
     /// The map is full: grow it, or isolate the request that does not fit.
     MapFull,
+    /// The commit could not write its pages: the device is full, or (EIO) LMDB's write was
+    /// cut short, which is how a full device usually shows. The error to report.
+    NoRoom(CacheError),
     /// The request cannot be applied; abort and isolate.
     Request(CacheError),
 }
+
+/// The first part size (operations, or expired entries of a sweep) when a request that only
+/// deletes is split (see [`Writer::commit_in_parts`]), and the most a part grows to.
+const FIRST_PART: usize = 256;
+const MAX_PART: usize = 4096;
 
 /// The text of a caught panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -449,30 +461,51 @@ impl Writer {
             .map(|r| r.durability)
             .max()
             .unwrap_or(Durability::Durable);
+        let only_deletes = group.iter().all(WriteRequest::only_deletes);
+        let max = self.store.max_map_size();
+        // Puts never grow the map past the maximum, nor use room a delete left beyond it.
+        let cap = (!only_deletes).then_some(max);
         loop {
-            match self.try_commit(group, durability) {
+            let attempt = self.run_txn(durability, cap, |writer, txn| {
+                let values = group
+                    .iter()
+                    .map(|request| writer.apply(txn, &request.kind))
+                    .collect::<Result<Vec<f64>, Failure>>()?;
+                // The map may hold free pages past the maximum (left by deletes that used the
+                // reserve); puts may reuse them, but the data may not outgrow the maximum.
+                if cap.is_some() && writer.held_bytes(txn)? > max {
+                    return Err(Failure::MapFull);
+                }
+                Ok(values)
+            });
+            let full = match attempt {
                 Ok(values) => return values.into_iter().map(Ok).collect(),
                 Err(Failure::MapFull) => {
-                    let only_deletes = group.iter().all(WriteRequest::only_deletes);
-                    let max = self.store.max_map_size();
-                    // Deletes need fresh pages too (copy-on-write); let them use a reserve.
                     let limit = if only_deletes {
-                        max.saturating_add((max / 16).max(8 << 20))
+                        delete_reserve_limit(max)
                     } else {
                         max
                     };
                     match self.store.grow_map(limit) {
                         Ok(true) => continue,
-                        Ok(false) if group.len() > 1 => return self.commit_one_by_one(group),
-                        Ok(false) => return vec![Err(CacheError::Full { max_size: max })],
+                        Ok(false) => CacheError::Full { max_size: max },
                         Err(e) => return vec![Err(e); group.len()],
                     }
                 }
+                Err(Failure::NoRoom(e)) => e,
                 Err(Failure::Request(_)) if group.len() > 1 => {
                     return self.commit_one_by_one(group)
                 }
                 Err(Failure::Request(e)) => return vec![Err(e)],
-            }
+            };
+            return match group {
+                [_, _, ..] => self.commit_one_by_one(group),
+                // A map or disk without room for the whole request: what it deletes frees
+                // pages only once committed (copy-on-write), so a request that only deletes
+                // is committed in parts, each freeing room for the next ones.
+                [one] if only_deletes => vec![self.commit_in_parts(&one.kind, durability)],
+                _ => vec![Err(full)],
+            };
         }
     }
 
@@ -487,11 +520,72 @@ impl Writer {
         results
     }
 
-    fn try_commit(
+    /// Commits a request that only deletes in consecutive transactions of at most a part's
+    /// operations (or expired entries, for a sweep) each: a part that does not fit is retried
+    /// at half its size, one that committed lets the next be twice as large. So the request is
+    /// no longer atomic: when a single operation does not fit, the parts before it stay
+    /// committed and the request fails. Returns what the request returns (the total deleted
+    /// count for a sweep).
+    fn commit_in_parts(&mut self, kind: &WriteKind, durability: Durability) -> CacheResult<f64> {
+        let max = self.store.max_map_size();
+        let ops = match kind {
+            WriteKind::Batch(bytes) => parse_batch(bytes)?,
+            _ => Vec::new(),
+        };
+        let mut size = FIRST_PART;
+        let mut done = 0usize;
+        let mut total = 0.0;
+        loop {
+            let part = self.run_txn(durability, None, |writer, txn| match kind {
+                WriteKind::Batch(_) => {
+                    let end = ops.len().min(done + size);
+                    for op in &ops[done..end] {
+                        if let Op::Del { full_key } = op {
+                            writer.delete_if(txn, full_key, |_| true)?;
+                        }
+                    }
+                    Ok((end - done, 0.0, end == ops.len()))
+                }
+                WriteKind::Sweep { now } => {
+                    let (deleted, finished) = writer.sweep(txn, *now, size)?;
+                    Ok((size, deleted as f64, finished))
+                }
+                // One operation: nothing to split.
+                _ => writer.apply(txn, kind).map(|v| (1, v, true)),
+            });
+            let full = match part {
+                Ok((applied, value, finished)) => {
+                    total += value;
+                    if finished {
+                        return Ok(total);
+                    }
+                    done += applied;
+                    size = (size * 2).min(MAX_PART);
+                    continue;
+                }
+                Err(Failure::MapFull) => match self.store.grow_map(delete_reserve_limit(max)) {
+                    Ok(true) => continue,
+                    Ok(false) => CacheError::Full { max_size: max },
+                    Err(e) => return Err(e),
+                },
+                Err(Failure::NoRoom(e)) => e,
+                Err(Failure::Request(e)) => return Err(e),
+            };
+            if size == 1 {
+                return Err(full);
+            }
+            size /= 2;
+        }
+    }
+
+    /// Runs `body` in one write transaction and commits it (see [`Store::write_txn`] for
+    /// `cap`); a failure of `body` or of the commit aborts it.
+    fn run_txn<T>(
         &mut self,
-        group: &[WriteRequest],
         durability: Durability,
-    ) -> Result<Vec<f64>, Failure> {
+        cap: Option<u64>,
+        body: impl FnOnce(&mut Self, &mut RwTxn<'_>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         if self.flags_for != Some(durability) {
             self.store
                 .set_sync_flags(durability.env_flags())
@@ -499,18 +593,15 @@ impl Writer {
             self.flags_for = Some(durability);
         }
         let store = Arc::clone(&self.store);
-        let (guard, mut txn) = store.write_txn().map_err(Failure::Request)?;
-        let mut values = Vec::with_capacity(group.len());
-        for request in group {
-            match self.apply(&mut txn, &request.kind) {
-                Ok(v) => values.push(v),
-                Err(f) => {
-                    txn.abort();
-                    drop(guard);
-                    return Err(f);
-                }
+        let (guard, mut txn) = store.write_txn(cap).map_err(Failure::Request)?;
+        let value = match body(self, &mut txn) {
+            Ok(value) => value,
+            Err(f) => {
+                txn.abort();
+                drop(guard);
+                return Err(f);
             }
-        }
+        };
         let committed = txn.commit();
         drop(guard);
         match committed {
@@ -518,16 +609,31 @@ impl Writer {
                 if durability != Durability::Strict {
                     self.unsynced = true;
                 }
-                Ok(values)
+                Ok(value)
             }
-            Err(e) => Err(self.classify(e)),
+            Err(e) => Err(self.classify_commit(e)),
         }
     }
 
     fn classify(&self, e: heed::Error) -> Failure {
         match e {
             heed::Error::Mdb(MdbError::MapFull) => Failure::MapFull,
-            other => Failure::Request(self.store.heed_error(other)),
+            other => match self.store.heed_error(other) {
+                CacheError::DiskFull => Failure::NoRoom(CacheError::DiskFull),
+                e => Failure::Request(e),
+            },
+        }
+    }
+
+    /// [`Writer::classify`] for a failed commit, where an EIO is LMDB's report of a write
+    /// cut short (its pages did not fit on the device).
+    fn classify_commit(&self, e: heed::Error) -> Failure {
+        const EIO: i32 = 5;
+        match e {
+            heed::Error::Io(io) if io.raw_os_error() == Some(EIO) => {
+                Failure::NoRoom(self.store.heed_error(heed::Error::Io(io)))
+            }
+            other => self.classify(other),
         }
     }
 
@@ -556,10 +662,22 @@ impl Writer {
                     self.delete_if(txn, full_key, |r| r.is_some_and(|r| r.is_expired(*now)))?;
                 Ok(if deleted { 1.0 } else { 0.0 })
             }
-            WriteKind::Sweep { now } => self.sweep(txn, *now).map(|n| n as f64),
+            WriteKind::Sweep { now } => self.sweep(txn, *now, usize::MAX).map(|(n, _)| n as f64),
             #[cfg(test)]
             WriteKind::PanicForTest => panic!("as the test asked"),
         }
+    }
+
+    /// The bytes of the pages the databases hold (free pages left out), as of `txn`.
+    fn held_bytes(&self, txn: &RwTxn<'_>) -> Result<u64, Failure> {
+        let mut pages = 2u64; // the meta pages
+        let mut page_size = 0;
+        for db in [&self.store.entries, &self.store.expiries, &self.store.meta] {
+            let s = db.stat(txn).map_err(|e| self.classify(e))?;
+            pages += (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
+            page_size = s.page_size as u64;
+        }
+        Ok(pages.saturating_mul(page_size))
     }
 
     /// Reads the record in `stored`'s slot if it belongs to `full_key`. Returns its expiry
@@ -669,10 +787,15 @@ impl Writer {
         Ok(true)
     }
 
-    /// Deletes every entry expired at `now`, walking the expiry index from its start.
-    fn sweep(&self, txn: &mut RwTxn<'_>, now: u64) -> Result<u64, Failure> {
+    /// Deletes the entries expired at `now`, walking the expiry index from its start, until
+    /// `limit` index rows are done. Returns the count deleted and whether none is left.
+    fn sweep(&self, txn: &mut RwTxn<'_>, now: u64, limit: usize) -> Result<(u64, bool), Failure> {
         let mut deleted = 0u64;
+        let mut left = limit;
         loop {
+            if left == 0 {
+                return Ok((deleted, false));
+            }
             // Collect a chunk first: LMDB iterators must not outlive the writes below.
             let chunk: Vec<Vec<u8>> = {
                 let iter = self
@@ -689,7 +812,7 @@ impl Writer {
                         Some(bytes) => u64::from_be_bytes(bytes.try_into().expect("8 bytes")),
                         None => 0,
                     };
-                    if expiry > now || chunk.len() >= 4096 {
+                    if expiry > now || chunk.len() >= 4096.min(left) {
                         break;
                     }
                     chunk.push(key.to_vec());
@@ -697,8 +820,9 @@ impl Writer {
                 chunk
             };
             if chunk.is_empty() {
-                return Ok(deleted);
+                return Ok((deleted, true));
             }
+            left -= chunk.len();
             for index_key in chunk {
                 // A row without a stored key after its expiry indexes nothing either (and LMDB
                 // refuses an empty key).

@@ -1,0 +1,131 @@
+//! The walk of `lmdb-cache verify`: every record of a cache directory read through LMDB, with
+//! the environment opened read-only (nothing is written to `data.mdb`).
+//!
+//! A damaged page can still fault (SIGBUS, SIGSEGV) when LMDB reads it through its map; the
+//! CLI therefore runs this walk in a child process (`lib/verify-child.cjs`) and turns such a
+//! death into a report naming the last key the walk got past. Damage that can be seen
+//! without faulting is reported here: the meta pages and file length (`meta_check`, before
+//! LMDB maps the file) and records that cannot be decoded (with their key).
+
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions};
+
+use crate::error::{CacheError, CacheResult};
+use crate::keys::{self, StoredKind};
+use crate::record::Record;
+
+/// Records that cannot be decoded listed in full in a report (the rest are only counted).
+const MAX_LISTED: usize = 100;
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Entries (records) in the main database.
+    pub entries: u64,
+    /// Rows of the expiry index.
+    pub expiry_rows: u64,
+    /// Records that could not be decoded, as (key, what is wrong); at most [`MAX_LISTED`].
+    pub undecodable: Vec<(String, String)>,
+    pub undecodable_count: u64,
+}
+
+/// Walks every record of the cache in `dir`; `progress(records so far, last key)` is called
+/// every `every` records, so a caller can tell where a fault happened.
+pub fn walk(
+    dir: &Path,
+    every: u64,
+    progress: &mut dyn FnMut(u64, &str),
+) -> CacheResult<VerifyReport> {
+    let invalid = |detail: String| CacheError::InvalidDatabase {
+        path: dir.to_path_buf(),
+        detail,
+    };
+    if !dir.join("data.mdb").is_file() {
+        return Err(invalid("no data.mdb".into()));
+    }
+    crate::meta_check::check_data_file(dir)?;
+    let heed_err = |e: heed::Error| CacheError::from_heed(e, dir);
+    let mut builder = EnvOpenOptions::new().read_txn_without_tls();
+    builder.max_dbs(8);
+    // Without a lock file no process has the directory open (each open creates one); a
+    // read-only walk then needs none, and creating one would write to the directory.
+    let flags = if dir.join("lock.mdb").exists() {
+        EnvFlags::READ_ONLY
+    } else {
+        EnvFlags::READ_ONLY | EnvFlags::NO_LOCK
+    };
+    // SAFETY: READ_ONLY (and NO_LOCK only when no process has the directory open, see above)
+    // are flags LMDB supports for reading an environment another process may be writing.
+    unsafe { builder.flags(flags) };
+    // SAFETY: this process opens this environment once (the CLI's child process does nothing
+    // else), and never writes to it.
+    let env = unsafe { builder.open(dir) }.map_err(heed_err)?;
+    let rtxn = env.read_txn().map_err(heed_err)?;
+    let opened = env
+        .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
+            let main = opener.open_database::<Bytes, Bytes>(rtxn, None)?;
+            let expiries = opener.open_database::<Bytes, Bytes>(rtxn, Some("expiries"))?;
+            let meta = opener.open_database::<Bytes, Bytes>(rtxn, Some("meta"))?;
+            Ok(CommitOrAbort::<_, ()>::Commit((main, expiries, meta)))
+        })
+        .map_err(heed_err)?;
+    let CommitOrAbort::Commit((Some(main), Some(expiries), Some(meta))) = opened else {
+        return Err(invalid("no lmdb-cache databases in it".into()));
+    };
+    let rtxn = env.read_txn().map_err(heed_err)?;
+    let mut report = VerifyReport::default();
+    for item in main.iter(&rtxn).map_err(heed_err)? {
+        let (key, value) = item.map_err(heed_err)?;
+        // The records of the named databases (whose keys are never stored keys) hold LMDB's
+        // own description of them, not a record of ours.
+        let Some(kind) = keys::classify(key) else {
+            continue;
+        };
+        report.entries += 1;
+        // Checks the checksum too (format 2): verify reports what reads would refuse.
+        let decoded = Record::decode(key, value);
+        let long = matches!(kind, StoredKind::Long);
+        let shown = match (kind, &decoded) {
+            (StoredKind::Direct(full), _) => String::from_utf8_lossy(full).into_owned(),
+            (
+                StoredKind::Long,
+                Ok(Record {
+                    full_key: Some(full),
+                    ..
+                }),
+            ) => String::from_utf8_lossy(full).into_owned(),
+            // A long key's stored form: its first 480 bytes, then a marker and a hash.
+            (StoredKind::Long, _) => String::from_utf8_lossy(key).into_owned(),
+        };
+        match decoded {
+            Ok(Record { full_key: None, .. }) if long => note(
+                &mut report,
+                shown.clone(),
+                "a long key's record without its key",
+            ),
+            Ok(_) => {}
+            Err(e) => note(&mut report, shown.clone(), &e.to_string()),
+        }
+        if report.entries % every == 0 {
+            progress(report.entries, &shown);
+        }
+    }
+    for item in expiries.iter(&rtxn).map_err(heed_err)? {
+        item.map_err(heed_err)?;
+        report.expiry_rows += 1;
+    }
+    if meta.get(&rtxn, b"format").map_err(heed_err)?.is_none() {
+        return Err(invalid("no format record".into()));
+    }
+    drop(rtxn);
+    env.prepare_for_closing().wait();
+    Ok(report)
+}
+
+fn note(report: &mut VerifyReport, key: String, detail: &str) {
+    report.undecodable_count += 1;
+    if report.undecodable.len() < MAX_LISTED {
+        report.undecodable.push((key, detail.to_string()));
+    }
+}
