@@ -2,6 +2,7 @@
 // build that runs offline), the release workflow builds every target package.json declares,
 // and a source build without Rust stops at once with one line that says what to install.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
@@ -68,6 +69,9 @@ test('building without a Rust toolchain fails at once, with one line that says w
     fs.rmSync(old, { force: true })
   }
 
-  const present = await run(process.execPath, [script])
-  assert.equal(present.code, 0, present.stderr)
+  // With the toolchain that built this checkout (CI's test jobs on Alpine have none).
+  if (spawnSync('cargo', ['--version']).status === 0) {
+    const present = await run(process.execPath, [script])
+    assert.equal(present.code, 0, present.stderr)
+  }
 })
