@@ -49,6 +49,10 @@ function nativeBinaryError(error) {
     tried.unshift(String(e.message === undefined ? e : e.message).split('\n')[0])
   }
   if (tried.length === 0) tried.push(String(error.message).split('\n')[0])
+  // napi-rs's generated loader always falls back to a WASI build (./lmdb-cache.wasi.cjs,
+  // @promethean/lmdb-cache-wasm32-wasi), which this package does not build or publish: not
+  // worth naming.
+  const attempts = tried.filter((line) => !/wasi/i.test(line))
   const triple = platformTriple()
   const override = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
   const lines = []
@@ -60,14 +64,14 @@ function nativeBinaryError(error) {
     lines.push(`Install its platform package: npm install ${PACKAGE_NAME}-${triple}`)
     lines.push('(npm leaves optional dependencies out with --omit=optional, and a package-lock.json made on another')
     lines.push('platform may lack it: https://github.com/npm/cli/issues/4828), or set NAPI_RS_NATIVE_LIBRARY_PATH to a')
-    lines.push('lmdb-cache .node file, or build from a clone of the repository (npm install; needs Rust).')
+    lines.push('lmdb-cache .node file, or build from a clone of the repository (npm ci; needs Rust).')
   } else {
     lines.push(`${PACKAGE_NAME}: no prebuilt native binary exists for this platform (${triple}).`)
     lines.push(`Prebuilt platforms: ${PREBUILT_PLATFORMS.join(', ')}. Build the addon from a clone of the`)
-    lines.push('repository (npm install; needs Rust), or set NAPI_RS_NATIVE_LIBRARY_PATH to a .node file built for it.')
+    lines.push('repository (npm ci; needs Rust), or set NAPI_RS_NATIVE_LIBRARY_PATH to a .node file built for it.')
   }
   lines.push('Tried:')
-  for (const line of tried) lines.push(`  - ${line}`)
+  for (const line of attempts.length > 0 ? attempts : tried) lines.push(`  - ${line}`)
   const wrapped = new Error(lines.join('\n'))
   wrapped.code = 'ERR_NATIVE_BINARY_MISSING'
   // The loader's own error (its cause chain has the stack of each attempt), kept off the

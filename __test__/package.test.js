@@ -1,7 +1,9 @@
-// The package as a user meets it: `npm pack` of the main package and of the linux-x64-gnu
-// platform package, both installed offline into a fresh project, which then imports the cache
-// from ESM, requires it from CommonJS, type-checks a TypeScript consumer written against
+// The package as a user meets it: the tarballs `npm run package` makes (scripts/package.js,
+// over the release binary the test run already has) — the main package and the linux-x64-gnu
+// platform package —, both installed offline into a fresh project, which then imports the
+// cache from ESM, requires it from CommonJS, type-checks a TypeScript consumer written against
 // level-cache's API with `tsc --strict` (module NodeNext), and runs the `lmdb-cache` bin.
+// The main package's dependency (msgpackr) comes from npm's cache, which `npm ci` filled.
 // Also: the error when no native binary fits, and NAPI_RS_NATIVE_LIBRARY_PATH.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -22,33 +24,25 @@ const npm = (args, cwd) => run(NPM, args, { cwd, env: { ...env, npm_config_updat
 
 let work
 let project
-let packed // npm pack --json of the main package
+let tarballs // [main, platform], as scripts/package.js printed them
+let packedFiles // the main tarball's files
 
 before(async () => {
   if (!supported) return
   work = tempDir('lmdb-cache-pack-')
-  const tarballs = path.join(work, 'tarballs')
-  fs.mkdirSync(tarballs)
+  const out = path.join(work, 'tarballs')
 
-  // The main package; --ignore-scripts: `prepare` would rebuild the addon.
-  const main = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tarballs], ROOT)
-  assert.equal(main.code, 0, main.stderr)
-  packed = JSON.parse(main.stdout)[0]
-
-  // The platform package, as CI publishes it: npm/linux-x64-gnu plus the built binary.
-  const platformDir = path.join(work, PLATFORM)
-  fs.mkdirSync(platformDir)
-  for (const name of fs.readdirSync(path.join(ROOT, 'npm', PLATFORM))) {
-    fs.copyFileSync(path.join(ROOT, 'npm', PLATFORM, name), path.join(platformDir, name))
+  const packaged = await run(process.execPath, [path.join(ROOT, 'scripts', 'package.js'), '--out-dir', out], { cwd: ROOT, env, timeout: 60_000 })
+  assert.equal(packaged.code, 0, packaged.stderr)
+  tarballs = packaged.stdout.trim().split('\n').map((line) => path.resolve(ROOT, line))
+  assert.deepEqual(tarballs.map((t) => path.relative(out, t)), ['promethean-lmdb-cache-0.1.0.tgz', `promethean-lmdb-cache-${PLATFORM}-0.1.0.tgz`])
+  const list = async (tarball) => {
+    const tar = await run('tar', ['-tzf', tarball])
+    assert.equal(tar.code, 0, tar.stderr)
+    return tar.stdout.trim().split('\n').map((f) => f.replace(/^package\//, '')).sort()
   }
-  fs.copyFileSync(NATIVE, path.join(platformDir, path.basename(NATIVE)))
-  const platform = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tarballs], platformDir)
-  assert.equal(platform.code, 0, platform.stderr)
-  assert.deepEqual(JSON.parse(platform.stdout)[0].files.map((f) => f.path).sort(), [
-    'README.md',
-    `lmdb-cache.${PLATFORM}.node`,
-    'package.json',
-  ])
+  packedFiles = await list(tarballs[0])
+  assert.deepEqual(await list(tarballs[1]), ['README.md', `lmdb-cache.${PLATFORM}.node`, 'package.json'])
 
   // A fresh project; both tarballs in one offline install, so the main package's optional
   // dependency on the platform package is met by the local tarball (the other platforms'
@@ -56,9 +50,9 @@ before(async () => {
   project = path.join(work, 'consumer')
   fs.mkdirSync(project)
   fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }))
-  const files = fs.readdirSync(tarballs).map((f) => path.join(tarballs, f))
-  const install = await npm(['install', '--offline', '--no-audit', '--no-fund', ...files], project)
+  const install = await npm(['install', '--offline', '--no-audit', '--no-fund', ...tarballs], project)
   assert.equal(install.code, 0, install.stdout + install.stderr)
+  assert.doesNotMatch(install.stderr, /EBADENGINE|prepare/, install.stderr)
 })
 
 after(() => {
@@ -67,9 +61,8 @@ after(() => {
 
 const skip = supported ? false : `needs ${PLATFORM} and its built binary`
 
-test('the tarball holds the runtime files only', { skip }, () => {
-  const files = packed.files.map((f) => f.path).sort()
-  assert.deepEqual(files, [
+test('the tarball holds the runtime files only; its manifest is the published one', { skip }, () => {
+  assert.deepEqual(packedFiles, [
     'README.md',
     'bin/lmdb-cache.js',
     'binding.cjs',
@@ -86,12 +79,24 @@ test('the tarball holds the runtime files only', { skip }, () => {
     'lib/verify-child.cjs',
     'package.json',
   ])
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+  const source = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+  const pkg = JSON.parse(fs.readFileSync(path.join(project, 'node_modules', '@promethean', 'lmdb-cache', 'package.json'), 'utf8'))
   assert.equal(pkg.bin['lmdb-cache'], './bin/lmdb-cache.js')
   assert.equal(pkg.peerDependenciesMeta.level.optional, true)
-  for (const dir of fs.readdirSync(path.join(ROOT, 'npm'))) {
+  assert.deepEqual(pkg.dependencies, source.dependencies)
+  assert.deepEqual(pkg.publishConfig, { access: 'public' })
+  // No source build for users (no `prepare`), nothing of the development set-up.
+  for (const field of ['scripts', 'devDependencies', 'overrides']) assert.equal(pkg[field], undefined, field)
+  // The source package.json names no platform package (they are not on the registry, so
+  // `npm ci` could not lock them); the packed one names all of them, as napi pre-publish does.
+  assert.equal(source.optionalDependencies, undefined)
+  const platforms = fs.readdirSync(path.join(ROOT, 'npm'))
+  assert.equal(platforms.length, source.napi.targets.length)
+  assert.equal(Object.keys(pkg.optionalDependencies).length, platforms.length)
+  for (const dir of platforms) {
     const platformPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'npm', dir, 'package.json'), 'utf8'))
     assert.equal(pkg.optionalDependencies[platformPkg.name], pkg.version, `optional dependency on ${platformPkg.name}`)
+    assert.deepEqual(platformPkg.publishConfig, { access: 'public' }, platformPkg.name)
   }
 })
 
@@ -234,7 +239,9 @@ test('no fitting native binary: a clear error; NAPI_RS_NATIVE_LIBRARY_PATH overr
     assert.match(failed.stderr, /no native binary could be loaded for this platform \(linux-x64-gnu\)/)
     assert.match(failed.stderr, /Install its platform package: npm install @promethean\/lmdb-cache-linux-x64-gnu/)
     assert.match(failed.stderr, /NAPI_RS_NATIVE_LIBRARY_PATH/)
-    assert.match(failed.stderr, /Tried:\n {2}- Cannot find module '\.\/lmdb-cache\.linux-x64-gnu\.node'\n {2}- Cannot find module '@promethean\/lmdb-cache-linux-x64-gnu'/)
+    assert.match(failed.stderr, /Tried:\n {2}- Cannot find module '\.\/lmdb-cache\.linux-x64-gnu\.node'\n {2}- Cannot find module '@promethean\/lmdb-cache-linux-x64-gnu'\n {4}at /)
+    // Only packages that exist: napi-rs's loader also tries a WASI build this package has not.
+    assert.doesNotMatch(failed.stderr, /wasi|wasm/i)
     assert.match(failed.stderr, /code: 'ERR_NATIVE_BINARY_MISSING'/)
 
     const viaCli = await run(process.execPath, [path.join(project, 'node_modules', '.bin', 'lmdb-cache'), 'stats', 'db'], { cwd: project })
