@@ -51,6 +51,7 @@ pub enum Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
+    #[cfg(test)]
     pub fn bytes(&self) -> Option<&'a [u8]> {
         match *self {
             Payload::Undefined => None,
@@ -147,9 +148,9 @@ impl<'a> Record<'a> {
         Ok(record)
     }
 
-    /// Checks the checksum of a record (a format-1 record has none: it passes).
+    /// Checks the checksum of a record that `decode_unverified` accepted (a format-1 record
+    /// has none: it passes), without decoding it again.
     pub fn verify(stored_key: &[u8], bytes: &[u8]) -> CacheResult<()> {
-        Record::decode_unverified(bytes)?;
         verify_decoded(stored_key, bytes)
     }
 
@@ -211,7 +212,10 @@ impl<'a> Record<'a> {
 
 /// Checks the checksum of `bytes`, a record that decodes (so a format-2 one holds one).
 fn verify_decoded(stored_key: &[u8], bytes: &[u8]) -> CacheResult<()> {
-    if bytes[0] >> 4 == RECORD_VERSION {
+    if bytes.first().map(|b| b >> 4) == Some(RECORD_VERSION) {
+        if bytes.len() < CHECKED_FROM {
+            return Err(corrupt("truncated checksum"));
+        }
         let stored_sum = u32::from_le_bytes(bytes[1..CHECKED_FROM].try_into().expect("4 bytes"));
         if checksum(stored_key, bytes) != stored_sum {
             return Err(corrupt(
@@ -263,10 +267,10 @@ pub fn encode_put(
     seal(stored_key, out, start, record.flags(kept_json));
 }
 
-fn decode_expiry_and_key(
-    flags: u8,
-    mut rest: &[u8],
-) -> CacheResult<(Option<u64>, Option<&[u8]>, &[u8])> {
+/// The expiry and full key of a record header, and the bytes after them.
+type ExpiryKeyRest<'a> = (Option<u64>, Option<&'a [u8]>, &'a [u8]);
+
+fn decode_expiry_and_key(flags: u8, mut rest: &[u8]) -> CacheResult<ExpiryKeyRest<'_>> {
     let expiry = if flags & FLAG_HAS_EXPIRY != 0 {
         let (x, r) = split_array::<8>(rest).ok_or_else(|| corrupt("truncated expiry"))?;
         rest = r;
@@ -466,16 +470,18 @@ mod tests {
         assert_eq!(expiry_from_js(f64::INFINITY), None);
     }
 
-    fn any_record() -> impl Strategy<
-        Value = (
-            Vec<u8>,
-            Option<u64>,
-            Option<Vec<u8>>,
-            Option<u32>,
-            u8,
-            Vec<u8>,
-        ),
-    > {
+    /// Stored key, expiry, full key, access time, payload kind (0 undefined, 1 MessagePack,
+    /// 2 JSON) and payload bytes of a generated record.
+    type RecordParts = (
+        Vec<u8>,
+        Option<u64>,
+        Option<Vec<u8>>,
+        Option<u32>,
+        u8,
+        Vec<u8>,
+    );
+
+    fn any_record() -> impl Strategy<Value = RecordParts> {
         (
             proptest::collection::vec(any::<u8>(), 1..40),
             proptest::option::of(any::<u64>()),
@@ -486,16 +492,7 @@ mod tests {
         )
     }
 
-    fn build<'a>(
-        parts: &'a (
-            Vec<u8>,
-            Option<u64>,
-            Option<Vec<u8>>,
-            Option<u32>,
-            u8,
-            Vec<u8>,
-        ),
-    ) -> Record<'a> {
+    fn build(parts: &RecordParts) -> Record<'_> {
         let (_, expiry, full_key, access_minute, kind, body) = parts;
         Record {
             expiry: *expiry,
