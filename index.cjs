@@ -170,15 +170,10 @@ const latin1Slice =
 const textOf = (buf, start, end, ascii) => (ascii ? latin1Slice(buf, start, end) : utf8Slice(buf, start, end))
 const { decodeValue, decodePage } = require('./lib/codec.cjs').createValueDecoders(L, textOf)
 const { encodeMsgpack } = require('./lib/msgpack-encode.cjs')
+const { codedError } = require('./lib/errors.cjs')
 
 // ---------------------------------------------------------------------------------------
 // Errors: stable string codes
-
-function codedError(Kind, code, message, cause) {
-  const error = new Kind(message, cause === undefined ? undefined : { cause })
-  error.code = code
-  return error
-}
 
 function closedError() {
   return codedError(Error, 'ERR_CACHE_CLOSED', 'the cache is closed')

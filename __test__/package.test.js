@@ -73,6 +73,7 @@ test('the tarball holds the runtime files only; its manifest is the published on
     'lib/codec.cjs',
     'lib/compact.cjs',
     'lib/destinations.cjs',
+    'lib/errors.cjs',
     'lib/locks.cjs',
     'lib/migrate.cjs',
     'lib/msgpack-encode.cjs',

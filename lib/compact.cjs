@@ -14,15 +14,11 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { lockHolders, processAlive } = require('./locks.cjs')
+const { codedError } = require('./errors.cjs')
 
 const WORK_PREFIX = '.compact-'
 const OWNER_FILE = 'owner'
 
-function codedError(code, message) {
-  const error = new Error(message)
-  error.code = code
-  return error
-}
 
 function pidNamespace() {
   try {
@@ -89,12 +85,13 @@ function refuseIfInUse(dir, label, force) {
   const { supported, pids } = otherHolders(dir)
   if (!supported && !force) {
     throw codedError(
+      Error,
       'ERR_COMPACT_REFUSED',
       `cannot tell whether another process has ${label} open on this system (no /proc/locks); stop them all and pass --force`,
     )
   }
   if (pids.length > 0) {
-    throw codedError('ERR_COMPACT_REFUSED', `${label} is open in another process (pid ${pids.join(', ')}): close it there first`)
+    throw codedError(Error, 'ERR_COMPACT_REFUSED', `${label} is open in another process (pid ${pids.join(', ')}): close it there first`)
   }
 }
 
@@ -136,7 +133,7 @@ async function compactCache(dir, { label = dir, force = false } = {}) {
   // The rename replaces the directory entry: a data.mdb that is a symlink would be replaced by
   // a regular file beside it, and the real file left behind.
   if (fs.lstatSync(dataFile).isSymbolicLink()) {
-    throw codedError('ERR_COMPACT_REFUSED', `${label}/data.mdb is a symbolic link; compact the directory it points into instead`)
+    throw codedError(Error, 'ERR_COMPACT_REFUSED', `${label}/data.mdb is a symbolic link; compact the directory it points into instead`)
   }
   const work = path.join(dir, `${WORK_PREFIX}${process.pid}`)
   fs.rmSync(work, { recursive: true, force: true })
@@ -151,7 +148,7 @@ async function compactCache(dir, { label = dir, force = false } = {}) {
     let before
     const unchanged = (stats, when) => {
       if (stats.lastTxnId !== before.lastTxnId) {
-        throw codedError('ERR_COMPACT_REFUSED', `${label} was written to ${when}; data.mdb left as it was (run compact again)`)
+        throw codedError(Error, 'ERR_COMPACT_REFUSED', `${label} was written to ${when}; data.mdb left as it was (run compact again)`)
       }
     }
     await withCache(api, dir, async (cache) => {
@@ -167,7 +164,7 @@ async function compactCache(dir, { label = dir, force = false } = {}) {
     fsyncPath(copy)
     const after = await withCache(api, work, (cache) => api.cacheStats(cache))
     if (after.entries !== before.entries) {
-      throw codedError('ERR_COMPACT_REFUSED', `the compacted copy has ${after.entries} entries instead of ${before.entries}; data.mdb left as it was`)
+      throw codedError(Error, 'ERR_COMPACT_REFUSED', `the compacted copy has ${after.entries} entries instead of ${before.entries}; data.mdb left as it was`)
     }
     unchanged(await withCache(api, dir, (cache) => api.cacheStats(cache)), 'while the copy was checked')
     // Our handle is closed: any holder now is another process that opened it meanwhile.

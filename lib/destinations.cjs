@@ -5,14 +5,9 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
+const { codedError } = require('./errors.cjs')
 
 const CACHE_FILES = ['data.mdb', 'lock.mdb']
-
-function codedError(Kind, code, message) {
-  const error = new Kind(message)
-  error.code = code
-  return error
-}
 
 /** realpath of `p`, or of its nearest existing ancestor joined with the rest. */
 function realPathOf(p) {
@@ -30,7 +25,8 @@ function realPathOf(p) {
   }
 }
 
-const within = (child, parent) => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep)
+/** Whether the resolved path `child` is `parent` or lies inside it. */
+const isInside = (child, parent) => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep)
 
 /** Whether `dir` holds an LMDB environment (data.mdb or lock.mdb). */
 function isCacheDirectory(dir) {
@@ -58,9 +54,9 @@ function refuseDestinationInCache(destination, cacheDir, { allowSubdirectories =
     throw say(`it is the ${path.basename(target)} of the cache in ${parent}`)
   }
   if (isCacheDirectory(parent)) throw say(`${parent} is a cache directory`)
-  if (within(target, cache) && !(allowSubdirectories && parent !== cache)) {
+  if (isInside(target, cache) && !(allowSubdirectories && parent !== cache)) {
     throw say(`it is inside the cache directory ${cache}`)
   }
 }
 
-module.exports = { refuseDestinationInCache, isCacheDirectory }
+module.exports = { refuseDestinationInCache, isCacheDirectory, realPathOf, isInside }

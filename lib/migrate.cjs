@@ -24,17 +24,13 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { lockHolders, processAlive } = require('./locks.cjs')
+const { codedError } = require('./errors.cjs')
+const { isInside, realPathOf } = require('./destinations.cjs')
 
 const SEPARATOR = '\u241F'
 const DEFAULT_BATCH_SIZE = 1000
 const SNAPSHOT_PREFIX = '.level-snapshot-'
 const MAX_REPORTED = 20
-
-function codedError(Kind, code, message, cause) {
-  const error = new Kind(message, cause === undefined ? undefined : { cause })
-  error.code = code
-  return error
-}
 
 /** Imports `level`, the optional peer dependency, or fails with ERR_LEVEL_MISSING. */
 async function importLevel() {
@@ -85,27 +81,6 @@ function checkOptions(opts) {
   return { from: path.resolve(opts.from), to: path.resolve(opts.to), namespaces, batchSize }
 }
 
-function isInside(child, parent) {
-  const rel = path.relative(parent, child)
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
-}
-
-/** The path with symlinks resolved as far as it exists (a destination may not exist yet). */
-function resolvedPath(p) {
-  const rest = []
-  let at = path.resolve(p)
-  for (;;) {
-    try {
-      return path.join(fs.realpathSync(at), ...rest)
-    } catch {
-      const parent = path.dirname(at)
-      if (parent === at) return path.resolve(p)
-      rest.unshift(path.basename(at))
-      at = parent
-    }
-  }
-}
-
 // LevelDB keys are bytes; level-cache wrote UTF-8. A key that is not valid UTF-8 cannot be
 // named by a JS string without changing it (and two such keys could become one).
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
@@ -146,7 +121,7 @@ function checkSourceIdle(from) {
 }
 
 function checkDestination(to, from) {
-  const [realTo, realFrom] = [resolvedPath(to), resolvedPath(from)]
+  const [realTo, realFrom] = [realPathOf(to), realPathOf(from)]
   if (isInside(realTo, realFrom) || isInside(realFrom, realTo)) {
     throw codedError(Error, 'ERR_INVALID_DESTINATION', 'the destination and the source must be separate directories')
   }

@@ -208,8 +208,8 @@ function writeArray(array) {
 
 function writeObject(object) {
   const proto = Object.getPrototypeOf(object)
-  // Boxed primitives, and objects JSON.stringify treats specially, go through JSON text.
-  if (proto !== Object.prototype && proto !== null && isUnusual(object)) throw new CannotCarry('unusual object')
+  // Boxed primitives (which JSON.stringify unwraps) go through JSON text.
+  if (proto !== Object.prototype && proto !== null && isBoxedPrimitive(object)) throw new CannotCarry('boxed primitive')
   const keys = Object.keys(object)
   ensure(5)
   const at = pos
@@ -224,10 +224,6 @@ function writeObject(object) {
     else pos = keyAt // left out, as JSON.stringify leaves it out
   }
   finishHeader(at, count, 0x80, 0xde, 0xdf)
-}
-
-function isUnusual(object) {
-  return isBoxedPrimitive(object)
 }
 
 module.exports = { encodeMsgpack }
