@@ -845,6 +845,7 @@ module.exports.expireKey = nativeBinding.expireKey
 module.exports.init = nativeBinding.init
 module.exports.lookupKey = nativeBinding.lookupKey
 module.exports.open = nativeBinding.open
+module.exports.shapesFrom = nativeBinding.shapesFrom
 module.exports.stats = nativeBinding.stats
 module.exports.takeLargeValue = nativeBinding.takeLargeValue
 module.exports.throwLastError = nativeBinding.throwLastError

@@ -94,6 +94,12 @@ export interface NativeVerifyReport {
 /** Opens a handle on the cache directory `path`. */
 export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null): number | null
 
+/**
+ * The key lists of the handle's stored shapes from id `from` on, as JSON text (an array of
+ * arrays of strings): what the JS decoder needs to read record references (`shapes`).
+ */
+export declare function shapesFrom(handle: number, from: number): string | null
+
 /** Size and usage figures of the handle's store. */
 export declare function stats(handle: number): NativeStats | null
 

@@ -168,7 +168,7 @@ const latin1Slice =
 
 /** buf[start, end) as a string; `ascii` when native code found the bytes all ASCII. */
 const textOf = (buf, start, end, ascii) => (ascii ? latin1Slice(buf, start, end) : utf8Slice(buf, start, end))
-const { decodeValue, decodePage } = require('./lib/codec.cjs').createValueDecoders(L, textOf)
+const { createValueDecoders } = require('./lib/codec.cjs')
 const { encodeMsgpack } = require('./lib/msgpack-encode.cjs')
 const { codedError } = require('./lib/errors.cjs')
 
@@ -369,6 +369,8 @@ class HandleState {
     this.closing = null
     this.inflight = 0
     this.onIdle = null
+    // Per store: the shapes of one directory mean nothing in another.
+    this.decoders = createValueDecoders(L, textOf, (from) => JSON.parse(binding.shapesFrom(id, from)))
   }
 
   /** Queues one request; `ops` for a batch (null for a sweep). Settles after its commit. */
@@ -483,20 +485,20 @@ function lookup(view, key, wantValue) {
 }
 
 /** The value a lookup with wantValue found, or undefined (missing, expired, stored undefined). */
-function foundValue(status) {
+function foundValue(handle, status) {
   if (status === LOOKUP_FOUND) {
     const end = VALUE_OFFSET + ctl[CTL_VALUE_LEN]
-    return decodeValue(scratch, VALUE_OFFSET, end, ctl[CTL_VALUE_KIND], ctl[CTL_VALUE_ASCII] === 1)
+    return handle.decoders.decodeValue(scratch, VALUE_OFFSET, end, ctl[CTL_VALUE_KIND], ctl[CTL_VALUE_ASCII] === 1)
   }
   if (status === LOOKUP_FOUND_LARGE) {
     const large = binding.takeLargeValue()
-    return decodeValue(large, 0, large.length, ctl[CTL_VALUE_KIND], ctl[CTL_VALUE_ASCII] === 1)
+    return handle.decoders.decodeValue(large, 0, large.length, ctl[CTL_VALUE_KIND], ctl[CTL_VALUE_ASCII] === 1)
   }
   return undefined
 }
 
 function readValue(view, key) {
-  return foundValue(lookup(view, key, true))
+  return foundValue(view.handle, lookup(view, key, true))
 }
 
 function normaliseLimit(opts) {
@@ -620,6 +622,7 @@ class EntriesIterator {
       MAX_PAGE_BYTES,
     )
     // null: the page was written into the scratch buffer's value area.
+    const { decodePage } = view.handle.decoders
     if (page === null || page === undefined) return decodePage(scratch, VALUE_OFFSET, VALUE_OFFSET + ctl[CTL_VALUE_LEN], scan)
     return decodePage(page, 0, page.length, scan)
   }
@@ -852,7 +855,7 @@ async function getEntry(cache, key) {
   if (status !== LOOKUP_FOUND && status !== LOOKUP_FOUND_LARGE) return undefined
   // Read the expiry before anything else can reuse the scratch buffer.
   const expiresAt = ctl[CTL_HAS_EXPIRY] === 1 ? ctl[CTL_EXPIRY] : null
-  return { value: foundValue(status), expiresAt }
+  return { value: foundValue(handle, status), expiresAt }
 }
 
 /**

@@ -6,24 +6,38 @@
 
 const { Unpackr } = require('msgpackr')
 
-// Maps as plain objects, no shared record structures: the writer emits neither records nor
-// extensions, 64-bit integers nor float32, and no "__proto__" key (msgpackr renames it).
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
-// One options object, reused: unpack() reads its start and end and keeps nothing.
-const range = { start: 0, end: 0 }
-
-/** buf[start, end), MessagePack, as a JS value. */
-function unpackValue(buf, start, end) {
-  range.start = start
-  range.end = end
-  return unpackr.unpack(buf, range)
-}
-
 /**
- * Creates the decoders over `protocol` (init()'s layout object) and the text helpers.
- * `textOf(buf, start, end, ascii)` turns bytes into a string.
+ * Creates the decoders of one store over `protocol` (init()'s layout object) and the text
+ * helpers. `textOf(buf, start, end, ascii)` turns bytes into a string; `loadShapes(from)`
+ * gives the key lists of the store's shapes from id `from` on (src/shapes.rs): a record
+ * reference to a shape not loaded yet loads what the store has now, which includes it, since
+ * a record and the shapes it uses are committed together and shapes never change.
+ *
+ * Plain maps decode as plain objects; msgpackr renames a "__proto__" key, which is why no
+ * writer stores one (such values stay JSON text) and no shape has one. The writer emits no
+ * extensions, 64-bit integers or float32.
  */
-function createValueDecoders(protocol, textOf) {
+function createValueDecoders(protocol, textOf, loadShapes) {
+  const shapes = []
+  const unpackr = new Unpackr({
+    mapsAsObjects: true,
+    getStructures() {
+      for (const keys of loadShapes(shapes.length)) shapes.push(keys)
+      // A fresh array: msgpackr puts its own array of structures back as it was after this
+      // call, then merges what it returned (keeping the readers it compiled).
+      return shapes.slice()
+    },
+  })
+  // One options object, reused: unpack() reads its start and end and keeps nothing.
+  const range = { start: 0, end: 0 }
+
+  /** buf[start, end), MessagePack, as a JS value. */
+  function unpackValue(buf, start, end) {
+    range.start = start
+    range.end = end
+    return unpackr.unpack(buf, range)
+  }
+
   const { VALUE_JSON, PAGE_FLAG_DONE, PAGE_COUNT_AT, PAGE_BODY_LEN_AT, PAGE_JSON_COUNT_AT, PAGE_HEADER_LEN } = protocol
 
   /** A value of `kind` (VALUE_*) in buf[start, end); `ascii` only matters for JSON. */

@@ -990,6 +990,17 @@ pub fn stats(env: Env, handle: u32) -> Option<NativeStats> {
     or_throw(&env, stats)
 }
 
+/// The key lists of the handle's stored shapes from id `from` on, as JSON text (an array of
+/// arrays of strings): what the JS decoder needs to read record references (`shapes`).
+#[napi]
+pub fn shapes_from(env: Env, handle: u32, from: u32) -> Option<String> {
+    let shapes = with_thread(|t| {
+        let keys = t.handle(handle)?.shared.store.shapes_from(from)?;
+        serde_json::to_string(&keys).map_err(|e| CacheError::Internal { detail: e.to_string() })
+    });
+    or_throw(&env, shapes)
+}
+
 /// Writes a compacted copy of the handle's store to the file `dest` (see
 /// `Store::copy_compacted`).
 #[napi]

@@ -1,6 +1,6 @@
 //! Native core of `@promethean/lmdb-cache`.
 //!
-//! The pure-Rust core (`keys`, `record`, `store`, `writer`, `registry`, `error`,
+//! The pure-Rust core (`keys`, `record`, `shapes`, `store`, `writer`, `registry`, `error`,
 //! `meta_check`, `verify`) knows nothing of N-API and is tested with `cargo test`; `binding`
 //! is the thin napi layer over it.
 
@@ -18,6 +18,7 @@ mod proptests;
 mod protocol;
 mod record;
 mod registry;
+mod shapes;
 mod store;
 mod verify;
 mod writer;

@@ -63,7 +63,7 @@ pub struct Store {
     /// expiry (u64 big-endian) ++ stored key -> empty: every entry with an expiry, in expiry
     /// order, so a sweep visits only what has expired.
     pub(crate) expiries: Entries,
-    /// The format record.
+    /// The format record, and the shapes (see `shapes`).
     pub(crate) meta: Entries,
     map_lock: RwLock<()>,
     max_map_size: AtomicU64,
@@ -127,6 +127,47 @@ impl Store {
             max_map_size: AtomicU64::new(round_map_size(opts.max_map_size)),
             page_size,
             path: path.to_path_buf(),
+        })
+    }
+
+    /// The stored shapes from id `from` on, in id order, as far as they are dense: the
+    /// raw stored bytes, for [`crate::shapes::ShapeTable::load`] or
+    /// [`crate::shapes::decode_stored`].
+    pub(crate) fn stored_shapes_from(
+        &self,
+        txn: &heed::RoTxn<'_, WithoutTls>,
+        from: u32,
+    ) -> CacheResult<Vec<(u32, Vec<u8>)>> {
+        let start = crate::shapes::stored_key(from);
+        let end = crate::shapes::stored_key(u32::MAX);
+        let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
+        let mut found = Vec::new();
+        let heed_err = |e| self.heed_error(e);
+        for item in self.meta.range(txn, &bounds).map_err(heed_err)? {
+            let (key, value) = item.map_err(heed_err)?;
+            match crate::shapes::id_of_key(key) {
+                Some(id) => found.push((id, value.to_vec())),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// The key lists of the stored shapes from id `from` on (readers load them to decode
+    /// record references). A damaged shape is an error naming it.
+    pub fn shapes_from(&self, from: u32) -> CacheResult<Vec<Vec<String>>> {
+        self.read(|txn| {
+            let mut keys = Vec::new();
+            for (id, bytes) in self.stored_shapes_from(txn, from)? {
+                if id != from + keys.len() as u32 {
+                    break;
+                }
+                let shape = crate::shapes::decode_stored(id, &bytes).map_err(|e| CacheError::CorruptRecord {
+                    detail: e.to_string(),
+                })?;
+                keys.push(shape);
+            }
+            Ok(keys)
         })
     }
 

@@ -15,6 +15,7 @@ use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions};
 use crate::error::{CacheError, CacheResult};
 use crate::keys::{self, StoredKind};
 use crate::record::Record;
+use crate::shapes;
 
 /// Records that cannot be decoded listed in full in a report (the rest are only counted).
 const MAX_LISTED: usize = 100;
@@ -117,6 +118,22 @@ pub fn walk(
     }
     if meta.get(&rtxn, b"format").map_err(heed_err)?.is_none() {
         return Err(invalid("no format record".into()));
+    }
+    // The shapes records refer to (see `shapes`): dense ids, each passing its checksum.
+    let mut next_id = 0u32;
+    for item in meta.iter(&rtxn).map_err(heed_err)? {
+        let (key, value) = item.map_err(heed_err)?;
+        let Some(id) = shapes::id_of_key(key) else {
+            continue;
+        };
+        let shown = format!("(shape {id})");
+        if id != next_id {
+            note(&mut report, shown.clone(), &format!("shape {next_id} is missing"));
+        }
+        if let Err(e) = shapes::decode_stored(id, value) {
+            note(&mut report, shown, &e.to_string());
+        }
+        next_id = id.saturating_add(1);
     }
     drop(rtxn);
     env.prepare_for_closing().wait();

@@ -21,7 +21,9 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CacheError, CacheResult};
 use crate::keys::StoredKey;
+use crate::codec;
 use crate::record::{self, expiry_from_js, Payload, Record};
+use crate::shapes::{self, ShapeTable};
 use crate::store::{delete_reserve_limit, Store};
 
 /// How a commit reaches the disk; a group is committed with the strongest mode it contains.
@@ -389,6 +391,10 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
                 flags_for: None,
                 unsynced: false,
                 scratch: Vec::new(),
+                shapes: ShapeTable::default(),
+                shapes_synced: false,
+                shaped: Vec::new(),
+                transcoded: Vec::new(),
             };
             while let Some(group) = queue.take() {
                 let results = writer.commit_catching(&group);
@@ -410,6 +416,12 @@ struct Writer {
     unsynced: bool,
     /// Reused buffer for encoding records.
     scratch: Vec<u8>,
+    /// The directory's shapes; in step with the file once `shapes_synced` in a transaction.
+    shapes: ShapeTable,
+    shapes_synced: bool,
+    /// Reused buffers: a value with its maps shaped, and a JSON value transcoded.
+    shaped: Vec<u8>,
+    transcoded: Vec<u8>,
 }
 
 enum Failure {
@@ -594,6 +606,8 @@ impl Writer {
         }
         let store = Arc::clone(&self.store);
         let (guard, mut txn) = store.write_txn(cap).map_err(Failure::Request)?;
+        // Another process may have stored shapes since; an aborted transaction took its own.
+        self.shapes_synced = false;
         let value = match body(self, &mut txn) {
             Ok(value) => value,
             Err(f) => {
@@ -606,6 +620,7 @@ impl Writer {
         drop(guard);
         match committed {
             Ok(()) => {
+                self.shapes.mark_committed();
                 if durability != Durability::Strict {
                     self.unsynced = true;
                 }
@@ -724,6 +739,11 @@ impl Writer {
                     .map_err(|e| self.classify(e))?;
             }
         }
+        let value = if self.shape_payload(txn, &value)? {
+            Payload::MsgPack(&self.shaped)
+        } else {
+            value
+        };
         self.scratch.clear();
         record::encode_put(
             stored.as_bytes(),
@@ -742,6 +762,57 @@ impl Writer {
                 .put(txn, &expiry_index_key(x, &stored), &[])
                 .map_err(|e| self.classify(e))?;
         }
+        Ok(())
+    }
+
+    /// Writes into `self.shaped` the MessagePack `value` is stored as, its maps shaped and the
+    /// shapes it needed stored in `txn` (true); false where `value` is stored as it is:
+    /// undefined, or JSON that MessagePack cannot carry with JSON's semantics.
+    fn shape_payload(&mut self, txn: &mut RwTxn<'_>, value: &Payload<'_>) -> Result<bool, Failure> {
+        if matches!(value, Payload::Undefined) {
+            return Ok(false);
+        }
+        if !self.shapes_synced {
+            self.sync_shapes(txn)?;
+        }
+        let input: &[u8] = match *value {
+            Payload::Undefined => return Ok(false),
+            Payload::MsgPack(bytes) => bytes,
+            Payload::Json(json) => {
+                self.transcoded.clear();
+                if codec::json_to_msgpack(json, &mut self.transcoded).is_err() {
+                    return Ok(false);
+                }
+                &self.transcoded
+            }
+        };
+        self.shaped.clear();
+        self.shapes
+            .shape(input, &mut self.shaped)
+            .map_err(|e| Failure::Request(CacheError::InvalidRequest { detail: e.to_string() }))?;
+        for (id, stored) in self.shapes.take_registered() {
+            self.store
+                .meta
+                .put(txn, &shapes::stored_key(id), &stored)
+                .map_err(|e| self.classify(e))?;
+        }
+        Ok(true)
+    }
+
+    /// Brings the shape table in step with the file as `txn` sees it.
+    fn sync_shapes(&mut self, txn: &RwTxn<'_>) -> Result<(), Failure> {
+        self.shapes.rollback();
+        let stored = self
+            .store
+            .stored_shapes_from(txn, self.shapes.len())
+            .map_err(Failure::Request)?;
+        for (id, bytes) in stored {
+            // A damaged shape freezes the table: values keep the shapes before it.
+            if self.shapes.load(id, &bytes).is_err() {
+                break;
+            }
+        }
+        self.shapes_synced = true;
         Ok(())
     }
 
