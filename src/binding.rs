@@ -20,15 +20,14 @@ use napi::sys;
 use napi_derive::napi;
 use parking_lot::Mutex;
 
+use crate::batch::parse_flush;
 use crate::error::{CacheError, CacheResult};
 use crate::keys::KeyRange;
 use crate::record::expiry_from_js;
 use crate::record::Payload;
 use crate::registry::{self, SharedStore};
 use crate::store::{ExpiredEntry, PageEnd, Store, StoreOptions};
-use crate::writer::{
-    parse_flush, Completion, CompletionSink, Durability, Reply, WriteKind, WriteRequest,
-};
+use crate::writer::{Completion, CompletionSink, Durability, Reply, WriteKind, WriteRequest};
 
 // The scratch-buffer layout, lookup statuses and page layout are the protocol's.
 use crate::protocol::*;
@@ -736,7 +735,7 @@ pub fn expire_key(handle: u32, key: &[u8], now: f64) -> i32 {
     })))
 }
 
-/// Queues the writes JS collected during one turn (layout: `writer::parse_flush`). Each
+/// Queues the writes JS collected during one turn (layout: `batch::parse_flush`). Each
 /// request's result arrives through `onWritesDone` with its ticket, failures included (a
 /// handle closed meanwhile gets ERR_CACHE_CLOSED there).
 #[napi]

@@ -1,6 +1,6 @@
 //! Native core of `@promethean/lmdb-cache`.
 //!
-//! The pure-Rust core (`keys`, `record`, `store`, `writer`, `registry`, `error`,
+//! The pure-Rust core (`keys`, `record`, `store`, `batch`, `writer`, `registry`, `error`,
 //! `meta_check`, `verify`) knows nothing of N-API and is tested with `cargo test`; `binding`
 //! is the thin napi layer over it.
 
@@ -8,6 +8,7 @@
 // The napi entry points are only referenced by generated registration code, absent from tests.
 #![cfg_attr(test, allow(dead_code))]
 
+mod batch;
 mod binding;
 mod codec;
 mod error;
