@@ -342,26 +342,23 @@ impl Store {
         copied
     }
 
+    /// Size and usage figures, all from one read transaction (the meta pages read inside it,
+    /// under the `map_lock` it holds), so that the counts agree with each other.
     pub fn stats(&self) -> CacheResult<StoreStats> {
-        // Both read the meta pages inside the map, which another thread may be remapping:
-        // hold `map_lock` shared, as transactions do (not around `read`, which takes it).
-        let info = {
-            let _shared = self.map_lock.read();
-            self.env.info()
-        };
-        // The main database also holds the records of our two named databases.
-        let entries = self
-            .read(|txn| self.entries.len(txn).map_err(|e| self.heed_error(e)))?
-            .saturating_sub(2);
-        let (live, expired, held_pages) = self.read(|txn| {
+        let heed_err = |e| self.heed_error(e);
+        let (info, page_size, entries, expired, held_pages) = self.read(|txn| {
+            let info = self.env.info();
+            let page_size = self.env.unnamed_database_stat().page_size as u64;
+            // The main database also holds the records of our two named databases.
+            let entries = self.entries.len(txn).map_err(heed_err)?.saturating_sub(2);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
             // Expired entries are exactly the expiry index rows at or before now.
             let mut expired = 0u64;
-            for item in self.expiries.iter(txn).map_err(|e| self.heed_error(e))? {
-                let (key, _) = item.map_err(|e| self.heed_error(e))?;
+            for item in self.expiries.iter(txn).map_err(heed_err)? {
+                let (key, _) = item.map_err(heed_err)?;
                 match key
                     .get(..8)
                     .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
@@ -374,16 +371,13 @@ impl Store {
             // no database holds is free (up to the free list's own few pages).
             let mut held = 2u64; // the two meta pages
             for db in [&self.entries, &self.expiries, &self.meta] {
-                let s = db.stat(txn).map_err(|e| self.heed_error(e))?;
+                let s = db.stat(txn).map_err(heed_err)?;
                 held += (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
             }
-            Ok((entries.saturating_sub(expired), expired, held))
+            Ok((info, page_size, entries, expired, held))
         })?;
+        let live = entries.saturating_sub(expired);
         let used_pages = info.last_page_number as u64 + 1;
-        let page_size = {
-            let _shared = self.map_lock.read();
-            self.env.unnamed_database_stat().page_size as u64
-        };
         let file_size = std::fs::metadata(self.path.join("data.mdb"))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -519,6 +513,54 @@ mod tests {
         assert_eq!(top % MAP_GRANULE, 0);
         assert!(top >= u64::MAX - MAP_GRANULE);
         assert_eq!(round_map_size(u64::MAX - MAP_GRANULE), top);
+    }
+
+    #[test]
+    fn stats_counts_come_from_one_snapshot_while_writes_go_on() {
+        let (dir, store) = fresh_store("stats");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // Expired entries, one per transaction, each with its expiry index row.
+                for i in 0..2_000u32 {
+                    let stored = StoredKey::encode(format!("k{i}").as_bytes());
+                    let mut rec = Vec::new();
+                    crate::record::encode_put(
+                        stored.as_bytes(),
+                        Some(5),
+                        None,
+                        Payload::Json(b"1"),
+                        &mut rec,
+                    );
+                    let row = [&5u64.to_be_bytes()[..], stored.as_bytes()].concat();
+                    let (_g, mut txn) = store.write_txn(None).unwrap();
+                    store
+                        .entries
+                        .put(&mut txn, stored.as_bytes(), &rec)
+                        .unwrap();
+                    store.expiries.put(&mut txn, &row, b"").unwrap();
+                    txn.commit().unwrap();
+                }
+                done.store(true, Ordering::Relaxed);
+            });
+            while !done.load(Ordering::Relaxed) {
+                let s = store.stats().unwrap();
+                assert!(
+                    s.expired_entries <= s.entries,
+                    "{} expired of {} entries: two snapshots",
+                    s.expired_entries,
+                    s.entries
+                );
+                assert_eq!(s.live_entries + s.expired_entries, s.entries);
+            }
+        });
+        let s = store.stats().unwrap();
+        assert_eq!(
+            (s.entries, s.expired_entries, s.live_entries),
+            (2_000, 2_000, 0)
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The micro-benchmark of the native core alone, without the JS boundary: prints the cost
