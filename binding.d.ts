@@ -37,7 +37,7 @@ export declare function countPage(handle: number, prefix: Uint8Array, lower: Uin
 export declare function drainSync(timeoutMs: number): boolean
 
 /**
- * Queues the writes JS collected during one turn (layout: `writer::parse_flush`). Each
+ * Queues the writes JS collected during one turn (layout: `batch::parse_flush`). Each
  * request's result arrives through `onWritesDone` with its ticket, failures included (a
  * handle closed meanwhile gets ERR_CACHE_CLOSED there).
  */

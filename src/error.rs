@@ -93,8 +93,9 @@ impl CacheError {
             io::ErrorKind::NotADirectory => CacheError::NotADirectory {
                 path: path.to_path_buf(),
             },
+            // ENOSPC on Unix, ERROR_DISK_FULL and ERROR_HANDLE_DISK_FULL on Windows: std maps
+            // each platform's own codes, so no raw errno is checked here.
             io::ErrorKind::StorageFull => CacheError::DiskFull,
-            _ if err.raw_os_error() == Some(28) => CacheError::DiskFull,
             _ => CacheError::Io {
                 detail: format!("{}: {err}", path.display()),
             },
@@ -185,5 +186,30 @@ pub type CacheResult<T> = Result<T, CacheError>;
 impl From<heed::Error> for CacheError {
     fn from(e: heed::Error) -> CacheError {
         CacheError::from_heed(e, std::path::Path::new(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_disk_full_from_io_and_from_lmdb() {
+        let path = std::path::Path::new("/cache");
+        let full = io::Error::from(io::ErrorKind::StorageFull);
+        assert_eq!(CacheError::from_io(full, path).code(), "ERR_DISK_FULL");
+        // The platform's own code, as the OS returns it (ENOSPC is 28 on Linux and macOS).
+        #[cfg(unix)]
+        {
+            let enospc = io::Error::from_raw_os_error(28);
+            assert_eq!(CacheError::from_io(enospc, path).code(), "ERR_DISK_FULL");
+            let from_lmdb = heed::Error::Io(io::Error::from_raw_os_error(28));
+            assert_eq!(
+                CacheError::from_heed(from_lmdb, path).code(),
+                "ERR_DISK_FULL"
+            );
+        }
+        let other = io::Error::from(io::ErrorKind::Other);
+        assert_eq!(CacheError::from_io(other, path).code(), "ERR_IO");
     }
 }

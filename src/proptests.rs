@@ -7,9 +7,9 @@
 //! return (Ok or Err), never panic, never allocate by a declared length, and what it accepts
 //! must be consistent with the encoder.
 
+use crate::batch::{parse_batch, parse_flush, Op};
 use crate::keys::{self, StoredKey, StoredKind, DIRECT_KEY_MAX, LONG_KEY_LEN};
 use crate::record::{expiry_from_js, Payload};
-use crate::writer::{parse_batch, parse_flush, Op};
 
 /// splitmix64: tiny, deterministic, good enough to drive inputs.
 struct Rng(u64);

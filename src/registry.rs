@@ -99,23 +99,31 @@ fn locked_by_another_copy(dir: &Path) -> bool {
         let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
             return false;
         };
-        let dev = meta.dev();
-        // glibc's major()/minor() of a dev_t, as /proc/locks prints them (hex).
-        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-        let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-        let pid = std::process::id().to_string();
-        locks.lines().any(|line| {
-            // "1: POSIX  ADVISORY  READ 1234 08:01:5678 0 0" ("->" marks waiters).
-            let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
-            fields.len() >= 6 && fields[1] == "POSIX" && fields[4] == pid && fields[5] == wanted
-        })
+        holds_posix_lock(&locks, std::process::id(), meta.ino())
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = dir;
         false
     }
+}
+
+/// Whether `/proc/locks` text lists a POSIX lock of process `pid` on inode `ino`. Matched on
+/// the inode alone, as lib/locks.cjs does: on overlay filesystems (containers) the device
+/// /proc/locks shows may differ from the one stat() reports. Another file with the same inode
+/// on another device, locked by this very process, is a coincidence that errs on the safe
+/// side (the open is refused rather than a second environment opened on one file).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn holds_posix_lock(locks: &str, pid: u32, ino: u64) -> bool {
+    let (pid, ino) = (pid.to_string(), ino.to_string());
+    locks.lines().any(|line| {
+        // "1: POSIX  ADVISORY  READ 1234 08:01:5678 0 0" ("->" marks waiters).
+        let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+        fields.len() >= 6
+            && fields[1] == "POSIX"
+            && fields[4] == pid
+            && fields[5].rsplit(':').next() == Some(ino.as_str())
+    })
 }
 
 static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
@@ -211,6 +219,30 @@ mod tests {
     use crate::record::Payload;
     use crate::writer::{Completion, CompletionSink, Durability, Reply, WriteKind};
     use std::sync::mpsc;
+
+    #[test]
+    fn a_lock_is_matched_on_pid_and_inode_whatever_device_proc_locks_shows() {
+        let locks = "1: POSIX  ADVISORY  WRITE 4242 00:2f:1234 0 0\n\
+                     2: POSIX  ADVISORY  READ 77 fe:00:999 100 100\n\
+                     3: -> POSIX  ADVISORY  WRITE 4243 08:01:555 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 4244 08:01:666 0 EOF\n";
+        // Overlayfs: stat() reports another device than the 00:2f shown; the inode matches.
+        assert!(holds_posix_lock(locks, 4242, 1234));
+        assert!(holds_posix_lock(locks, 4243, 555), "a waiter's line");
+        assert!(
+            !holds_posix_lock(locks, 4242, 999),
+            "another process's lock"
+        );
+        assert!(
+            !holds_posix_lock(locks, 77, 99),
+            "an inode that only ends the same"
+        );
+        assert!(
+            !holds_posix_lock(locks, 4244, 666),
+            "flock locks are not LMDB's"
+        );
+        assert!(!holds_posix_lock("", 4242, 1234));
+    }
 
     pub(crate) fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lmdb-cache-rs-{name}-{}", std::process::id()));

@@ -54,7 +54,9 @@ impl fmt::Display for ShapeError {
             ShapeError::Malformed { at, detail } => {
                 write!(f, "a value to store is not MessagePack this package writes: {detail} at byte {at}")
             }
-            ShapeError::Damaged { id, detail } => write!(f, "the stored shape {id} is damaged: {detail}"),
+            ShapeError::Damaged { id, detail } => {
+                write!(f, "the stored shape {id} is damaged: {detail}")
+            }
         }
     }
 }
@@ -116,7 +118,11 @@ pub fn decode_stored(id: u32, bytes: &[u8]) -> Result<Vec<String>, ShapeError> {
         return Err(damaged("trailing bytes"));
     }
     let distinct: HashSet<&String> = keys.iter().collect();
-    if n == 0 || n > MAX_SHAPE_KEYS || distinct.len() != n || distinct.contains(&"__proto__".to_string()) {
+    if n == 0
+        || n > MAX_SHAPE_KEYS
+        || distinct.len() != n
+        || distinct.contains(&"__proto__".to_string())
+    {
         return Err(damaged("not a key list this package stores"));
     }
     Ok(keys)
@@ -206,7 +212,12 @@ impl ShapeTable {
         Ok(())
     }
 
-    fn shape_value(&mut self, c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: u32) -> Result<(), ShapeError> {
+    fn shape_value(
+        &mut self,
+        c: &mut Cursor<'_>,
+        out: &mut Vec<u8>,
+        depth: u32,
+    ) -> Result<(), ShapeError> {
         if depth > MAX_DEPTH {
             return Err(c.malformed("nested too deep"));
         }
@@ -326,7 +337,10 @@ impl ShapeTable {
                 } else {
                     32 + (t & 0x1f) as usize + 32 * c.byte()? as usize
                 };
-                let sig = self.signatures.get(id).ok_or(c.malformed("unknown shape"))?;
+                let sig = self
+                    .signatures
+                    .get(id)
+                    .ok_or(c.malformed("unknown shape"))?;
                 let mut keys = Cursor { b: sig, pos: 0 };
                 write_map_header(out, count_strs(sig));
                 while keys.pos < sig.len() {
@@ -413,7 +427,10 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn malformed(&self, detail: &'static str) -> ShapeError {
-        ShapeError::Malformed { at: self.pos, detail }
+        ShapeError::Malformed {
+            at: self.pos,
+            detail,
+        }
     }
 
     fn byte(&mut self) -> Result<u8, ShapeError> {
@@ -432,7 +449,10 @@ impl<'a> Cursor<'a> {
 
     /// A big-endian unsigned integer of `n` bytes.
     fn be(&mut self, n: usize) -> Result<u64, ShapeError> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, &b| acc << 8 | b as u64))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, &b| acc << 8 | b as u64))
     }
 
     /// A str's bytes.
@@ -526,7 +546,11 @@ mod tests {
     fn a_key_list_gets_an_id_at_its_second_sighting_and_is_then_a_reference() {
         let mut t = ShapeTable::default();
         let first = shaped(&mut t, r#"{"a":1,"b":"x"}"#);
-        assert_eq!(first, msgpack(r#"{"a":1,"b":"x"}"#), "seen once: stays a map");
+        assert_eq!(
+            first,
+            msgpack(r#"{"a":1,"b":"x"}"#),
+            "seen once: stays a map"
+        );
         assert_eq!(t.len(), 0);
         let second = shaped(&mut t, r#"{"a":2,"b":"y"}"#);
         assert_eq!(second, vec![0x40, 0x02, 0xa1, b'y']);
@@ -537,7 +561,10 @@ mod tests {
     #[test]
     fn fixints_from_64_take_the_two_byte_form_so_they_are_never_read_as_references() {
         let mut t = ShapeTable::default();
-        assert_eq!(shaped(&mut t, "[63,64,127,128]"), vec![0x94, 63, 0xcc, 64, 0xcc, 127, 0xcc, 128]);
+        assert_eq!(
+            shaped(&mut t, "[63,64,127,128]"),
+            vec![0x94, 63, 0xcc, 64, 0xcc, 127, 0xcc, 128]
+        );
     }
 
     #[test]
@@ -557,7 +584,10 @@ mod tests {
         let proto = r#"{"__proto__":1,"a":2}"#;
         let wide: String = format!(
             "{{{}}}",
-            (0..=MAX_SHAPE_KEYS).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(",")
+            (0..=MAX_SHAPE_KEYS)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         for _ in 0..3 {
             let mut out = Vec::new();
@@ -586,7 +616,11 @@ mod tests {
         t.rollback();
         assert_eq!(t.len(), 1);
         assert_eq!(shaped(&mut t, r#"{"a":5}"#), vec![0x40, 5]);
-        assert_eq!(shaped(&mut t, r#"{"b":5}"#), vec![0x41, 5], "seen before the rollback");
+        assert_eq!(
+            shaped(&mut t, r#"{"b":5}"#),
+            vec![0x41, 5],
+            "seen before the rollback"
+        );
     }
 
     #[test]
@@ -598,10 +632,16 @@ mod tests {
         assert_eq!(stored.len(), 1);
         let (id, bytes) = &stored[0];
         assert_eq!(decode_stored(*id, bytes).unwrap(), vec!["id", "name"]);
-        assert!(decode_stored(id + 1, bytes).is_err(), "the checksum covers the id");
+        assert!(
+            decode_stored(id + 1, bytes).is_err(),
+            "the checksum covers the id"
+        );
         let mut other = ShapeTable::default();
         other.load(0, bytes).unwrap();
-        assert_eq!(shaped(&mut other, r#"{"id":2,"name":"m"}"#), shaped(&mut t, r#"{"id":2,"name":"m"}"#));
+        assert_eq!(
+            shaped(&mut other, r#"{"id":2,"name":"m"}"#),
+            shaped(&mut t, r#"{"id":2,"name":"m"}"#)
+        );
         for i in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[i] ^= 0x10;
@@ -612,32 +652,46 @@ mod tests {
         damaged[5] ^= 1;
         assert!(frozen.load(0, &damaged).is_err());
         shaped(&mut frozen, r#"{"x":1}"#);
-        assert_eq!(shaped(&mut frozen, r#"{"x":1}"#), msgpack(r#"{"x":1}"#), "no id after damage");
+        assert_eq!(
+            shaped(&mut frozen, r#"{"x":1}"#),
+            msgpack(r#"{"x":1}"#),
+            "no id after damage"
+        );
     }
 
     #[test]
     fn what_the_encoders_never_write_is_refused() {
         let mut t = ShapeTable::default();
-        for bad in [&[0xcf, 0, 0, 0, 0, 0, 0, 0, 1][..], &[0x81, 0x01, 0x02], &[0x92, 0x01], &[0xc1], &[0x01, 0x02]] {
+        for bad in [
+            &[0xcf, 0, 0, 0, 0, 0, 0, 0, 1][..],
+            &[0x81, 0x01, 0x02],
+            &[0x92, 0x01],
+            &[0xc1],
+            &[0x01, 0x02],
+        ] {
             assert!(t.shape(bad, &mut Vec::new()).is_err(), "{bad:?}");
         }
     }
 
     fn json_value() -> impl Strategy<Value = serde_json::Value> {
         use serde_json::Value;
-        let key = prop::sample::select(vec!["a", "b", "id", "name", "tags", "__proto__x", "é", "0"]);
+        let key =
+            prop::sample::select(vec!["a", "b", "id", "name", "tags", "__proto__x", "é", "0"]);
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            (-300i64..300).prop_map(|n| Value::from(n)),
-            any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(|x| Value::from(x)),
+            (-300i64..300).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |x| x.is_finite())
+                .prop_map(Value::from),
             "[a-z]{0,40}".prop_map(Value::String),
         ];
         leaf.prop_recursive(6, 200, 8, move |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                prop::collection::vec((key.clone(), inner), 0..6)
-                    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+                prop::collection::vec((key.clone(), inner), 0..6).prop_map(|kv| Value::Object(
+                    kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
             ]
         })
     }

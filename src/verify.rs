@@ -128,7 +128,11 @@ pub fn walk(
         };
         let shown = format!("(shape {id})");
         if id != next_id {
-            note(&mut report, shown.clone(), &format!("shape {next_id} is missing"));
+            note(
+                &mut report,
+                shown.clone(),
+                &format!("shape {next_id} is missing"),
+            );
         }
         if let Err(e) = shapes::decode_stored(id, value) {
             note(&mut report, shown, &e.to_string());
