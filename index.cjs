@@ -26,8 +26,8 @@ function platformTriple() {
   if (process.platform !== 'linux') return base
   let glibc = true
   try {
-    const report = process.report && process.report.getReport()
-    glibc = Boolean(report && report.header && report.header.glibcVersionRuntime)
+    const report = process.report?.getReport()
+    glibc = Boolean(report?.header?.glibcVersionRuntime)
   } catch {
     // assume glibc
   }
@@ -153,18 +153,12 @@ const LOOKUP_FAILED = L.LOOKUP_FAILED
 
 // Buffer.prototype.utf8Write/utf8Slice skip the argument normalisation of write/toString.
 const utf8Write =
-  typeof scratch.utf8Write === 'function'
-    ? (buf, str, offset) => buf.utf8Write(str, offset)
-    : (buf, str, offset) => buf.write(str, offset, 'utf8')
+  typeof scratch.utf8Write === 'function' ? (buf, str, offset) => buf.utf8Write(str, offset) : (buf, str, offset) => buf.write(str, offset, 'utf8')
 const utf8Slice =
-  typeof scratch.utf8Slice === 'function'
-    ? (buf, start, end) => buf.utf8Slice(start, end)
-    : (buf, start, end) => buf.toString('utf8', start, end)
+  typeof scratch.utf8Slice === 'function' ? (buf, start, end) => buf.utf8Slice(start, end) : (buf, start, end) => buf.toString('utf8', start, end)
 // For bytes known to be ASCII, Latin-1 decoding gives the same string and is a plain copy.
 const latin1Slice =
-  typeof scratch.latin1Slice === 'function'
-    ? (buf, start, end) => buf.latin1Slice(start, end)
-    : (buf, start, end) => buf.toString('latin1', start, end)
+  typeof scratch.latin1Slice === 'function' ? (buf, start, end) => buf.latin1Slice(start, end) : (buf, start, end) => buf.toString('latin1', start, end)
 
 /** buf[start, end) as a string; `ascii` when native code found the bytes all ASCII. */
 const textOf = (buf, start, end, ascii) => (ascii ? latin1Slice(buf, start, end) : utf8Slice(buf, start, end))
@@ -518,7 +512,11 @@ function rangeBound(view, opts, exclusiveName, inclusiveName, method) {
   const key = exclusive !== undefined ? exclusive : inclusive
   if (key === undefined) return null
   if (typeof key !== 'string') {
-    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `${method} ${exclusive !== undefined ? exclusiveName : inclusiveName} must be a string key, got ${describe(key)}`)
+    throw codedError(
+      TypeError,
+      'ERR_INVALID_OPTIONS',
+      `${method} ${exclusive !== undefined ? exclusiveName : inclusiveName} must be a string key, got ${describe(key)}`,
+    )
   }
   return [fullKeyBytes(view, key), exclusive === undefined]
 }
@@ -529,9 +527,9 @@ function keyBounds(view, opts, method) {
   const upper = rangeBound(view, opts, 'lt', 'lte', method)
   return {
     lower: lower === null ? null : lower[0],
-    lowerInclusive: lower !== null && lower[1],
+    lowerInclusive: lower === null ? false : lower[1],
     upper: upper === null ? null : upper[0],
-    upperInclusive: upper !== null && upper[1],
+    upperInclusive: upper === null ? false : upper[1],
   }
 }
 
@@ -751,11 +749,7 @@ const viewsOfCaches = new WeakMap()
 function viewOfBatchOp(cache, handle) {
   const view = viewsOfCaches.get(cache)
   if (view === undefined || view.handle !== handle) {
-    throw codedError(
-      TypeError,
-      'ERR_INVALID_BATCH',
-      'a batch operation may name a view (view: cache.withNamespace(...)) of the same open cache only',
-    )
+    throw codedError(TypeError, 'ERR_INVALID_BATCH', 'a batch operation may name a view (view: cache.withNamespace(...)) of the same open cache only')
   }
   return view
 }
@@ -926,7 +920,11 @@ async function openCache(opts, keepExpired) {
   // The map is reserved in the address space at open; no 64-bit platform Node runs on gives a
   // process more than 128 TiB of it, so a larger initial map is a mistake, not a resource error.
   if (mapSize > MAX_INITIAL_MAP_SIZE) {
-    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `mapSize must be at most 64 TiB (the map is reserved in the address space at open), got ${describe(mapSize)}`)
+    throw codedError(
+      TypeError,
+      'ERR_INVALID_OPTIONS',
+      `mapSize must be at most 64 TiB (the map is reserved in the address space at open), got ${describe(mapSize)}`,
+    )
   }
   const maxMapSize = optionalNumber(opts, 'maxMapSize', Math.max(DEFAULT_MAX_MAP_SIZE, mapSize))
   const maxReaders = optionalNumber(opts, 'maxReaders', DEFAULT_MAX_READERS)
@@ -945,18 +943,6 @@ async function openCache(opts, keepExpired) {
   warnIfLevelDbDirectory(dir)
   require('./lib/compact.cjs').removeDeadCompactions(dir)
   return makeView(new HandleState(id, opts.defaultTtlMs, dir), namespace)
-}
-
-function openLmdbCache(opts) {
-  return openCache(opts, false)
-}
-
-/**
- * openLmdbCache for tools that report on a cache: reads through this handle (and its views)
- * never delete the expired entries they meet, so that looking changes nothing.
- */
-function inspectLmdbCache(opts) {
-  return openCache(opts, true)
 }
 
 function openLmdbCache(opts) {

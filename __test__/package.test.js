@@ -34,12 +34,22 @@ before(async () => {
 
   const packaged = await run(process.execPath, [path.join(ROOT, 'scripts', 'package.js'), '--out-dir', out], { cwd: ROOT, env, timeout: 60_000 })
   assert.equal(packaged.code, 0, packaged.stderr)
-  tarballs = packaged.stdout.trim().split('\n').map((line) => path.resolve(ROOT, line))
-  assert.deepEqual(tarballs.map((t) => path.relative(out, t)), ['promethean-lmdb-cache-0.1.0.tgz', `promethean-lmdb-cache-${PLATFORM}-0.1.0.tgz`])
+  tarballs = packaged.stdout
+    .trim()
+    .split('\n')
+    .map((line) => path.resolve(ROOT, line))
+  assert.deepEqual(
+    tarballs.map((t) => path.relative(out, t)),
+    ['promethean-lmdb-cache-0.1.0.tgz', `promethean-lmdb-cache-${PLATFORM}-0.1.0.tgz`],
+  )
   const list = async (tarball) => {
     const tar = await run('tar', ['-tzf', tarball])
     assert.equal(tar.code, 0, tar.stderr)
-    return tar.stdout.trim().split('\n').map((f) => f.replace(/^package\//, '')).sort()
+    return tar.stdout
+      .trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, ''))
+      .sort()
   }
   packedFiles = await list(tarballs[0])
   assert.deepEqual(await list(tarballs[1]), ['README.md', `lmdb-cache.${PLATFORM}.node`, 'package.json'])
@@ -197,7 +207,11 @@ await cache.set('k', 'not a number')
   // One run (tsc's start-up is most of its time): the consumers pass, the misuse is reported.
   const result = await run(tsc, [...flags, '--explainFiles', 'consumer.ts', 'consumer.cts', 'wrong.ts'], { cwd: project, timeout: 60_000 })
   const errors = result.stdout.split('\n').filter((line) => /error TS\d+/.test(line))
-  assert.deepEqual(errors.map((e) => e.replace(/:.*/, '')), ['wrong.ts(3,22)'], result.stdout + result.stderr)
+  assert.deepEqual(
+    errors.map((e) => e.replace(/:.*/, '')),
+    ['wrong.ts(3,22)'],
+    result.stdout + result.stderr,
+  )
   assert.match(errors[0], /error TS2345: Argument of type 'string' is not assignable to parameter of type 'number'/)
   assert.equal(result.code, 2)
   // ESM resolves index.d.ts, CommonJS index.d.cts.
@@ -240,7 +254,10 @@ test('no fitting native binary: a clear error; NAPI_RS_NATIVE_LIBRARY_PATH overr
     assert.match(failed.stderr, /no native binary could be loaded for this platform \(linux-x64-gnu\)/)
     assert.match(failed.stderr, /Install its platform package: npm install @promethean\/lmdb-cache-linux-x64-gnu/)
     assert.match(failed.stderr, /NAPI_RS_NATIVE_LIBRARY_PATH/)
-    assert.match(failed.stderr, /Tried:\n {2}- Cannot find module '\.\/lmdb-cache\.linux-x64-gnu\.node'\n {2}- Cannot find module '@promethean\/lmdb-cache-linux-x64-gnu'\n {4}at /)
+    assert.match(
+      failed.stderr,
+      /Tried:\n {2}- Cannot find module '\.\/lmdb-cache\.linux-x64-gnu\.node'\n {2}- Cannot find module '@promethean\/lmdb-cache-linux-x64-gnu'\n {4}at /,
+    )
     // Only packages that exist: napi-rs's loader also tries a WASI build this package has not.
     assert.doesNotMatch(failed.stderr, /wasi|wasm/i)
     assert.match(failed.stderr, /code: 'ERR_NATIVE_BINARY_MISSING'/)

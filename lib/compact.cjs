@@ -19,7 +19,6 @@ const { codedError } = require('./errors.cjs')
 const WORK_PREFIX = '.compact-'
 const OWNER_FILE = 'owner'
 
-
 function pidNamespace() {
   try {
     return fs.readlinkSync('/proc/self/ns/pid')
