@@ -27,7 +27,7 @@ const { lockHolders, processAlive } = require('./locks.cjs')
 const { codedError } = require('./errors.cjs')
 const { isInside, realPathOf } = require('./destinations.cjs')
 
-const SEPARATOR = '\u241F'
+const { NAMESPACE_SEPARATOR: SEPARATOR } = require('./cache.cjs')
 const DEFAULT_BATCH_SIZE = 1000
 const SNAPSHOT_PREFIX = '.level-snapshot-'
 const MAX_REPORTED = 20
@@ -270,7 +270,8 @@ async function migrateFromLevel(opts) {
   const Level = await importLevel()
   checkAborted(signal)
 
-  const { openLmdbCache, putEntries, getEntry } = require('../index.cjs')
+  const { openLmdbCache } = require('./open.cjs')
+  const { putEntries, getEntry } = require('./tools.cjs')
   const cache = await openLmdbCache({ path: to })
   let snapshot = null
   let db = null
