@@ -21,10 +21,7 @@ test('pairedRatio falls back to the ratio of medians when rounds do not line up'
 })
 
 test('workloadRows reports paired ratios against each baseline present', () => {
-  const rows = workloadRows(
-    { a: [run(1, 10), run(2, 40)], b: [run(1, 5), run(2, 10)] },
-    ['b'],
-  )
+  const rows = workloadRows({ a: [run(1, 10), run(2, 40)], b: [run(1, 5), run(2, 10)] }, ['b'])
   const a = rows.find((r) => r.backend === 'a')
   assert.equal(a.ratios.b, 3) // per round 2 and 4
   assert.equal(a.summary.median, 25)

@@ -60,7 +60,10 @@ async function fillCache(dir, { expired = 0 } = {}) {
     await putEntries(cache, entries)
     if (expired > 0) {
       const past = Date.now() - 1000
-      await putEntries(cache, Array.from({ length: expired }, (_, i) => ({ key: `old${i}`, value: i, expiresAt: past })))
+      await putEntries(
+        cache,
+        Array.from({ length: expired }, (_, i) => ({ key: `old${i}`, value: i, expiresAt: past })),
+      )
     }
   })
   return entries
@@ -188,7 +191,10 @@ test('dump and load round-trip keys, values and expiries exactly; --namespace; -
   const written = await fillCache(src, { expired: 3 })
   const dumped = await cli(['dump', src])
   assert.equal(dumped.code, 0, dumped.stderr)
-  const lines = dumped.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
+  const lines = dumped.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l))
   assert.equal(lines.length, written.length, 'every live entry, no expired one')
   for (const w of written) {
     const line = lines.find((l) => l.key === w.key)
@@ -198,7 +204,10 @@ test('dump and load round-trip keys, values and expiries exactly; --namespace; -
   }
   // In stored-key byte order, as entries() yields them.
   const keys = lines.map((l) => l.key)
-  assert.deepEqual(keys, [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))))
+  assert.deepEqual(
+    keys,
+    [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+  )
 
   // --out writes the same text to a file.
   const file = path.join(work, 'dump.jsonl')
@@ -221,9 +230,21 @@ test('dump and load round-trip keys, values and expiries exactly; --namespace; -
 
   // --namespace: exactly that namespace (nested ones are separate), repeatable.
   const users = await cli(['dump', src, '--namespace', 'users'])
-  assert.deepEqual(users.stdout.trimEnd().split('\n').map((l) => JSON.parse(l).key), [`users${SEP}ada`, `users${SEP}😀`])
+  assert.deepEqual(
+    users.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).key),
+    [`users${SEP}ada`, `users${SEP}😀`],
+  )
   const two = await cli(['dump', src, '--namespace', 'users/sessions', '--namespace', 'a'])
-  assert.deepEqual(two.stdout.trimEnd().split('\n').map((l) => JSON.parse(l).key), [`users/sessions${SEP}s1`, `a${SEP}b${SEP}c`])
+  assert.deepEqual(
+    two.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).key),
+    [`users/sessions${SEP}s1`, `a${SEP}b${SEP}c`],
+  )
   const none = await cli(['dump', src, '--namespace', 'nothing-here'])
   assert.equal(none.code, 0)
   assert.equal(none.stdout, '')
@@ -235,13 +256,13 @@ test('load: skips expired entries; checks the whole file before writing anything
   const far = Date.now() + HOUR
   fs.writeFileSync(
     file,
-    [
+    `${[
       JSON.stringify({ key: 'a', value: 1, expiresAt: far }),
       '',
       JSON.stringify({ key: 'gone', value: 2, expiresAt: Date.now() - 5 }),
       JSON.stringify({ key: 'b', value: { x: [1] } }),
       JSON.stringify({ key: 'c', value: null, expiresAt: null }),
-    ].join('\n') + '\n',
+    ].join('\n')}\n`,
   )
   const ok = await cli(['load', dst, file])
   assert.equal(ok.code, 0, ok.stderr)
@@ -345,7 +366,9 @@ test('compact: refuses while another process has the directory open; then shrink
   assert.equal(stats.entries, 102)
 })
 
-test('compact keeps data.mdb\'s owner and mode, and refuses a data.mdb that is a symlink', { skip: (typeof process.getuid !== 'function' || process.getuid() !== 0) && 'needs root to chown' }, async () => {
+test("compact keeps data.mdb's owner and mode, and refuses a data.mdb that is a symlink", {
+  skip: (typeof process.getuid !== 'function' || process.getuid() !== 0) && 'needs root to chown',
+}, async () => {
   const dir = path.join(work, 'compact-owner')
   await withCache(dir, (cache) => cache.set('k', 1))
   const data = path.join(dir, 'data.mdb')
@@ -395,11 +418,19 @@ test('compact never loses a write made by a process that opens, writes and close
     assert.equal(done.code, 0, done.stderr)
     const acked = JSON.parse(done.stdout)
     await withCache(dir, async (cache) => {
-      for (const key of acked) assert.notEqual(await cache.get(key), undefined, `round ${round}: acknowledged ${key} lost (compact exit ${compact.code}: ${compact.stdout}${compact.stderr})`)
+      for (const key of acked)
+        assert.notEqual(
+          await cache.get(key),
+          undefined,
+          `round ${round}: acknowledged ${key} lost (compact exit ${compact.code}: ${compact.stdout}${compact.stderr})`,
+        )
     })
     if (compact.code !== 0) assert.match(compact.stderr, /was written to|open in another process/)
   }
-  assert.ok(outcomes.every((code) => code === 0 || code === 1), `exit codes ${outcomes}`)
+  assert.ok(
+    outcomes.every((code) => code === 0 || code === 1),
+    `exit codes ${outcomes}`,
+  )
 })
 
 test('migrate: plain progress lines off a terminal, a summary, --json; refused while the source is open elsewhere', { timeout: 30_000 }, async () => {
@@ -420,6 +451,7 @@ test('migrate: plain progress lines off a terminal, a summary, --json; refused w
   // Progress counts entries read (as the summary's "read"), not copied.
   assert.match(plain.stderr, /^copy: read 3,002\/3,002 entries \(100%\), [\d,]+\/s, ETA 0s$/m)
   assert.match(plain.stderr, /^verify: verified 3,002\/3,002 entries \(100%\)/m)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal control is what is asserted
   assert.doesNotMatch(plain.stderr, /\r|\x1b/, 'no terminal control off a terminal')
   assert.match(plain.stdout, /^migrated .* -> .* in [\d.]+s$/m)
   assert.match(plain.stdout, /^ {2}read +3,002$/m)
@@ -446,21 +478,25 @@ test('migrate: a progress bar with count, rate and ETA on a terminal', { timeout
   const lc = await openLevelBackedCache({ path: from })
   await lc.batch(Array.from({ length: 2000 }, (_, i) => ({ type: 'put', key: `k${i}`, value: i })))
   await lc.close()
-  const command = [process.execPath, CLI, 'migrate', '--from', from, '--to', path.join(work, 'tty-dst')]
-    .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
-    .join(' ')
+  const command = [process.execPath, CLI, 'migrate', '--from', from, '--to', path.join(work, 'tty-dst')].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
   const result = await run('script', ['-qec', command, '/dev/null'])
   assert.equal(result.code, 0, result.stdout + result.stderr)
   // Redrawn in place (carriage return, erase to end of line), then the summary.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal control is what is asserted
   assert.match(result.stdout, /\rcopy \[#{24}\] 100% {2}2,000\/2,000 {2}[\d,]+\/s {2}ETA 0s\x1b\[K/)
   assert.match(result.stdout, /migrated .* in [\d.]+s/)
 })
 
-test('a failure to write standard output (a full disk) is one line on stderr and exit 1', { skip: !fs.existsSync('/dev/full') && 'needs /dev/full' }, async () => {
+test('a failure to write standard output (a full disk) is one line on stderr and exit 1', {
+  skip: !fs.existsSync('/dev/full') && 'needs /dev/full',
+}, async () => {
   const dir = path.join(work, 'dev-full')
   await withCache(dir, (cache) => cache.set('k', 'v'))
   const { spawnSync } = await import('node:child_process')
-  for (const command of [['stats', dir], ['dump', dir]]) {
+  for (const command of [
+    ['stats', dir],
+    ['dump', dir],
+  ]) {
     const full = fs.openSync('/dev/full', 'w')
     try {
       const result = spawnSync(process.execPath, [CLI, ...command], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' })
@@ -484,12 +520,12 @@ test('compact removes the leftovers of a killed compaction, not the work of a ru
   }
   const done = await cli(['compact', dir])
   assert.equal(done.code, 0, done.stderr)
-  assert.equal(fs.existsSync(dead), false, 'a dead process\'s copy is removed')
-  assert.equal(fs.readFileSync(path.join(live, 'data.mdb'), 'utf8'), 'partial copy', 'a running process\'s copy is left alone')
+  assert.equal(fs.existsSync(dead), false, "a dead process's copy is removed")
+  assert.equal(fs.readFileSync(path.join(live, 'data.mdb'), 'utf8'), 'partial copy', "a running process's copy is left alone")
   fs.rmSync(live, { recursive: true })
 })
 
-test('dump --out never writes over or beside a cache\'s files, and replaces a file only with --force', async () => {
+test("dump --out never writes over or beside a cache's files, and replaces a file only with --force", async () => {
   const dir = path.join(work, 'dump-guard')
   await fillCache(dir)
   const other = path.join(work, 'dump-guard-other')
@@ -502,7 +538,7 @@ test('dump --out never writes over or beside a cache\'s files, and replaces a fi
     [path.join(dir, 'data.mdb'), 'its own data.mdb'],
     [path.join(dir, 'lock.mdb'), 'its own lock.mdb'],
     [path.join(dir, 'dump.jsonl'), 'a new file inside the cache directory'],
-    [path.join(other, 'data.mdb'), 'another cache\'s data.mdb'],
+    [path.join(other, 'data.mdb'), "another cache's data.mdb"],
     [path.join(other, 'dump.jsonl'), 'a file in another cache directory'],
     [link, 'a symlink to data.mdb'],
   ]) {
@@ -559,8 +595,8 @@ test('the leftovers of a killed compaction are removed by the next open and by s
   const gone3 = Number((await run(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'])).stdout)
   const foreign = leftover(gone3, { ...here, pidNamespace: 'pid:[1]' })
   await withCache(dir, async (cache) => assert.equal(await cache.get('k'), 1))
-  assert.equal(fs.existsSync(dead), false, 'a dead compaction\'s copy is removed at open')
-  assert.equal(fs.existsSync(live), true, 'a running compaction\'s copy is left alone')
+  assert.equal(fs.existsSync(dead), false, "a dead compaction's copy is removed at open")
+  assert.equal(fs.existsSync(live), true, "a running compaction's copy is left alone")
   assert.equal(fs.existsSync(foreign), true, 'a compaction of another pid namespace is left alone')
   const viaStats = leftover(gone2, here)
   const stats = await cli(['stats', dir])

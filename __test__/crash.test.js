@@ -25,7 +25,6 @@ const READER = fileURLToPath(new URL('./fixtures/crash-reader.mjs', import.meta.
 const SCAN_NAMESPACE = 'p'.repeat(490) // as in fixtures/crash-reader.mjs
 const MAX_READERS = 16
 
-
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 function tempDir() {
@@ -225,7 +224,9 @@ test('writers SIGKILLed at random moments never lose an acknowledged batch nor l
     for (const n of acked) assert.ok(counts.has(n), `seed ${SEED}: acknowledged batch ${n} lost`)
     await holder.set('after', 'all')
     assert.equal(await holder.get('after'), 'all')
-    console.log(`# crash writers: ${kills} kills (${killedBeforeReady} before any ack), ${acked.size} acknowledged batches, ${counts.size} batches present, ${holderTotal} writes of the holder`)
+    console.log(
+      `# crash writers: ${kills} kills (${killedBeforeReady} before any ack), ${acked.size} acknowledged batches, ${counts.size} batches present, ${holderTotal} writes of the holder`,
+    )
   } finally {
     await holder.close().catch(() => {})
     fs.rmSync(dir, { recursive: true, force: true })
@@ -244,7 +245,7 @@ test('reader slots of processes SIGKILLed mid-read are reclaimed (maxReaders 16)
     // 480 bytes with the scan namespace's prefix without being in it.
     const big = (i) => String.fromCharCode(97 + i).repeat(256 * 1024)
     await holder.batch(Array.from({ length: 8 }, (_, i) => ({ type: 'put', key: `big${i}`, value: big(i) })))
-    const outside = 'p'.repeat(485) + 'q'
+    const outside = `${'p'.repeat(485)}q`
     for (let i = 0; i < 20_000; i += 2000) {
       await holder.batch(Array.from({ length: 2000 }, (_, j) => ({ type: 'put', key: `${outside}${i + j}`, value: i + j })))
     }
@@ -265,11 +266,11 @@ test('reader slots of processes SIGKILLed mid-read are reclaimed (maxReaders 16)
     let tableWasFull = 0
     const killWave = async (wave) => {
       const readers = Array.from({ length: 5 }, () => spawn(READER, [dir, 4, 'forever']))
-      readers.forEach((c) => children.add(c))
+      for (const c of readers) children.add(c)
       await Promise.all(readers.map((c, i) => waitForMessage(c, (m) => m.ready, 30_000, `reader ${i} of kill wave ${wave}`)))
       await sleep(50 + random() * 250)
       await Promise.all(readers.map(kill))
-      readers.forEach((c) => children.delete(c))
+      for (const c of readers) children.delete(c)
       const table = readerTable(dir)
       if (table !== null) {
         deadSeen += table.dead
@@ -289,14 +290,14 @@ test('reader slots of processes SIGKILLed mid-read are reclaimed (maxReaders 16)
     await killWave(1)
     lap('wave 1')
     const concurrent = Array.from({ length: MAX_READERS - 1 }, () => spawn(READER, [dir, 1, 800]))
-    concurrent.forEach((c) => children.add(c))
+    for (const c of concurrent) children.add(c)
     const reports = await Promise.all(concurrent.map((c, i) => waitForMessage(c, (m) => m.done, 60_000, `concurrent reader ${i}`)))
     for (const [i, report] of reports.entries()) {
       assert.equal(report.errors, 0, `concurrent reader ${i} failed: ${JSON.stringify(report.codes)}`)
       assert.ok(report.reads > 0, `concurrent reader ${i} read nothing`)
     }
     await Promise.all(concurrent.map((c) => c.exited))
-    concurrent.forEach((c) => children.delete(c))
+    for (const c of concurrent) children.delete(c)
     await check('holder after the concurrent readers')
     if (readerTable(dir) !== null) {
       assert.ok(deadSeen > 0, 'no kill landed inside a read transaction: the scenario was not exercised')

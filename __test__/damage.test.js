@@ -104,7 +104,10 @@ test('a damaged key fails its record checksum: entries() names it instead of yie
       await assert.rejects(cache.get('vidtim'), corruptNaming('vidtim'))
       assert.deepEqual(await cache.get('zulu'), [1, 2, 3])
       await cache.del('vidtim')
-      assert.deepEqual((await collect(cache.entries())).map(([k]) => k), ['alpha', 'zulu'])
+      assert.deepEqual(
+        (await collect(cache.entries())).map(([k]) => k),
+        ['alpha', 'zulu'],
+      )
     },
   )
 })

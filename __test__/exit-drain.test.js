@@ -50,7 +50,7 @@ async function countKept(backend, dir) {
   const cache = backend === 'lmdb' ? await openLmdbCache({ path: dir }) : await openLevelBackedCache({ path: dir })
   try {
     let kept = 0
-    for (let i = 0; i < WRITES; i++) if ((await cache.get('k' + i))?.i === i) kept++
+    for (let i = 0; i < WRITES; i++) if ((await cache.get(`k${i}`))?.i === i) kept++
     return kept
   } finally {
     await cache.close()

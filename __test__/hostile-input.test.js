@@ -44,11 +44,15 @@ async function rejectsWith(call, Kind, code, what) {
   } catch (error) {
     assert.fail(`${what}: threw synchronously (${error.code}: ${error.message})`)
   }
-  await assert.rejects(promise, (error) => {
-    assert.ok(error instanceof Kind, `${what}: expected a ${Kind.name}, got ${error?.constructor?.name}: ${error?.message}`)
-    assert.equal(error.code, code, `${what}: code ${error.code} (${error.message})`)
-    return true
-  }, `${what}: no rejection`)
+  await assert.rejects(
+    promise,
+    (error) => {
+      assert.ok(error instanceof Kind, `${what}: expected a ${Kind.name}, got ${error?.constructor?.name}: ${error?.message}`)
+      assert.equal(error.code, code, `${what}: code ${error.code} (${error.message})`)
+      return true
+    },
+    `${what}: no rejection`,
+  )
 }
 
 async function allEntries(cache) {
@@ -88,13 +92,21 @@ test('non-string keys reject with a TypeError coded ERR_INVALID_KEY from every m
         await rejectsWith(() => cache.set(key, 1), TypeError, 'ERR_INVALID_KEY', `set(${name})`)
         await rejectsWith(() => cache.del(key), TypeError, 'ERR_INVALID_KEY', `del(${name})`)
         await rejectsWith(
-          () => cache.batch([{ type: 'put', key: 'fine', value: 1 }, { type: 'put', key, value: 2 }]),
+          () =>
+            cache.batch([
+              { type: 'put', key: 'fine', value: 1 },
+              { type: 'put', key, value: 2 },
+            ]),
           TypeError,
           'ERR_INVALID_KEY',
           `batch put(${name})`,
         )
         await rejectsWith(
-          () => cache.batch([{ type: 'del', key: 'k' }, { type: 'del', key }]),
+          () =>
+            cache.batch([
+              { type: 'del', key: 'k' },
+              { type: 'del', key },
+            ]),
           TypeError,
           'ERR_INVALID_KEY',
           `batch del(${name})`,
@@ -108,7 +120,7 @@ test('non-string keys reject with a TypeError coded ERR_INVALID_KEY from every m
 test('a 1 MiB key round-trips through set, get, has, entries, batch and del, in the root and in a namespace', async () => {
   await withCache(async (root) => {
     const ascii = 'k'.repeat(MiB)
-    const sibling = 'k'.repeat(MiB - 1) + 'j' // shares all but the last character
+    const sibling = `${'k'.repeat(MiB - 1)}j` // shares all but the last character
     const wide = 'é'.repeat(MiB / 2) // 1 MiB of UTF-8 in half as many UTF-16 units
     for (const cache of [root, root.withNamespace('ns'), root.withNamespace('n'.repeat(600))]) {
       await cache.set(ascii, { which: 'ascii' })
@@ -120,17 +132,14 @@ test('a 1 MiB key round-trips through set, get, has, entries, batch and del, in 
       assert.deepEqual(await cache.get(sibling), { which: 'sibling' })
       assert.deepEqual(await cache.get(wide), { which: 'wide' })
       assert.equal(await cache.has(ascii), true)
-      assert.equal(await cache.get(ascii + 'x'), undefined)
+      assert.equal(await cache.get(`${ascii}x`), undefined)
       const entries = await allEntries(cache)
       assert.equal(entries.length, 3)
-      assert.deepEqual(
-        entries.map(([key, value]) => [key.length, key === ascii || key === sibling || key === wide, value.which]).sort(),
-        [
-          [MiB, true, 'ascii'],
-          [MiB, true, 'sibling'],
-          [MiB / 2, true, 'wide'],
-        ],
-      )
+      assert.deepEqual(entries.map(([key, value]) => [key.length, key === ascii || key === sibling || key === wide, value.which]).sort(), [
+        [MiB, true, 'ascii'],
+        [MiB, true, 'sibling'],
+        [MiB / 2, true, 'wide'],
+      ])
       await cache.del(ascii)
       await cache.batch([{ type: 'del', key: wide }])
       assert.equal(await cache.has(ascii), false)
@@ -145,7 +154,7 @@ test('a 1 MiB key round-trips through set, get, has, entries, batch and del, in 
 test('a 64 MiB value round-trips, also after reopening', { timeout: 60_000 }, async () => {
   await withTemp(async (dir) => {
     const db = path.join(dir, 'db')
-    const big = 'x'.repeat(64 * MiB - 10) + 'é😀end'
+    const big = `${'x'.repeat(64 * MiB - 10)}é😀end`
     let cache = await openLmdbCache({ path: db })
     await cache.set('big', big)
     await cache.set('small', 1)
@@ -184,7 +193,14 @@ const UNENCODABLE = [
   ['a nested bigint', () => ({ a: [1, { b: 2n }] })],
   ['a circular object', circularObject],
   ['a circular array', circularArray],
-  ['a throwing toJSON', () => ({ toJSON() { throw new Error('no') } })],
+  [
+    'a throwing toJSON',
+    () => ({
+      toJSON() {
+        throw new Error('no')
+      },
+    }),
+  ],
   [
     'a throwing getter',
     () => ({
@@ -501,45 +517,41 @@ const EXPECTED_PERMISSIONS = {
   'existing-read-only': 'ERR_PERMISSION_DENIED',
 }
 
-test(
-  'directories without write or search permission are refused with ERR_PERMISSION_DENIED',
-  { skip: process.getuid?.() === 0 ? 'running as root, which bypasses file permissions (see the next test)' : false },
-  async () => {
-    await withTemp(async (dir) => {
-      await makePermissionCases(dir)
-      try {
-        for (const [name, code] of Object.entries(EXPECTED_PERMISSIONS)) {
-          await rejectsWith(() => openLmdbCache({ path: path.join(dir, name) }), Error, code, name)
-        }
-      } finally {
-        for (const d of ['read-only', 'no-access', 'existing-read-only']) fs.chmodSync(path.join(dir, d), 0o755)
+test('directories without write or search permission are refused with ERR_PERMISSION_DENIED', {
+  skip: process.getuid?.() === 0 ? 'running as root, which bypasses file permissions (see the next test)' : false,
+}, async () => {
+  await withTemp(async (dir) => {
+    await makePermissionCases(dir)
+    try {
+      for (const [name, code] of Object.entries(EXPECTED_PERMISSIONS)) {
+        await rejectsWith(() => openLmdbCache({ path: path.join(dir, name) }), Error, code, name)
       }
-    })
-  },
-)
+    } finally {
+      for (const d of ['read-only', 'no-access', 'existing-read-only']) fs.chmodSync(path.join(dir, d), 0o755)
+    }
+  })
+})
 
-test(
-  'as root: the same directories refuse an unprivileged child process with ERR_PERMISSION_DENIED',
-  { skip: process.getuid?.() !== 0 ? 'only meaningful when running as root' : false },
-  async (t) => {
-    await withTemp(async (dir) => {
-      await makePermissionCases(dir)
-      try {
-        const probe = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { uid: 65534, gid: 65534 })
-        if (probe.status !== 0) return t.skip('cannot start a process as uid 65534 here')
-        const access = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(fileURLToPath(INDEX_URL))})`], {
-          uid: 65534,
-          gid: 65534,
-        })
-        if (access.status !== 0) return t.skip('uid 65534 cannot read the package files')
-        const result = JSON.parse(runChild(PERMISSION_CASES, [INDEX_URL, dir], { uid: 65534, gid: 65534, cwd: '/' }))
-        assert.deepEqual(result, EXPECTED_PERMISSIONS)
-      } finally {
-        for (const d of ['read-only', 'no-access', 'existing-read-only']) fs.chmodSync(path.join(dir, d), 0o755)
-      }
-    })
-  },
-)
+test('as root: the same directories refuse an unprivileged child process with ERR_PERMISSION_DENIED', {
+  skip: process.getuid?.() !== 0 ? 'only meaningful when running as root' : false,
+}, async (t) => {
+  await withTemp(async (dir) => {
+    await makePermissionCases(dir)
+    try {
+      const probe = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { uid: 65534, gid: 65534 })
+      if (probe.status !== 0) return t.skip('cannot start a process as uid 65534 here')
+      const access = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(fileURLToPath(INDEX_URL))})`], {
+        uid: 65534,
+        gid: 65534,
+      })
+      if (access.status !== 0) return t.skip('uid 65534 cannot read the package files')
+      const result = JSON.parse(runChild(PERMISSION_CASES, [INDEX_URL, dir], { uid: 65534, gid: 65534, cwd: '/' }))
+      assert.deepEqual(result, EXPECTED_PERMISSIONS)
+    } finally {
+      for (const d of ['read-only', 'no-access', 'existing-read-only']) fs.chmodSync(path.join(dir, d), 0o755)
+    }
+  })
+})
 
 // ---------------------------------------------------------------------------------------
 // Options

@@ -107,14 +107,19 @@ test('the module loaded twice on one thread (a fresh module registry, as test ru
   try {
     const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 })
     const { seen, after } = JSON.parse(out)
-    assert.deepEqual(seen, Array.from({ length: 10 }, (_, k) => [190 + k, 190 + k]))
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 10 }, (_, k) => [190 + k, 190 + k]),
+    )
     assert.equal(after, 1)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
 
-test('a second copy of the package in one process refuses a directory the first has open (ERR_OPEN_IN_ANOTHER_COPY)', { skip: process.platform !== 'linux' && 'needs /proc/locks' }, async () => {
+test('a second copy of the package in one process refuses a directory the first has open (ERR_OPEN_IN_ANOTHER_COPY)', {
+  skip: process.platform !== 'linux' && 'needs /proc/locks',
+}, async () => {
   const root = path.dirname(fileURLToPath(new URL('../index.cjs', import.meta.url)))
   const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-copy-'))
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-copied-'))
@@ -162,7 +167,11 @@ test('two paths to one directory through a bind mount share one environment', as
     const b = await openLmdbCache({ path: alias })
     await b.set('k', 1)
     assert.equal(await a.get('k'), 1)
-    const stores = () => fs.readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => l.split(/\s+/).includes(String(process.pid))).length
+    const stores = () =>
+      fs
+        .readFileSync('/proc/locks', 'utf8')
+        .split('\n')
+        .filter((l) => l.split(/\s+/).includes(String(process.pid))).length
     const held = stores()
     await b.close()
     assert.equal(stores(), held, "closing one path's handle keeps the process's LMDB file locks")

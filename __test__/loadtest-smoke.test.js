@@ -10,13 +10,32 @@ const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const LOADTEST = path.join(ROOT, 'examples', 'socketio-chat', 'loadtest.js')
 
 test('the load test runs both stores end to end, loses nothing and measures history round trips', () => {
-  const args = ['--clients', '4', '--messages', '10', '--sessions', '2', '--readers', '2', '--rounds', '1', '--concurrency', '4', '--time-limit', '60', '--no-write']
+  const args = [
+    '--clients',
+    '4',
+    '--messages',
+    '10',
+    '--sessions',
+    '2',
+    '--readers',
+    '2',
+    '--rounds',
+    '1',
+    '--concurrency',
+    '4',
+    '--time-limit',
+    '60',
+    '--no-write',
+  ]
   const run = spawnSync(process.execPath, [LOADTEST, ...args], { encoding: 'utf8', timeout: 90_000 })
   assert.equal(run.status, 0, `exit ${run.status} ${run.signal ?? ''}\n${run.stdout}\n${run.stderr}`)
   const row = (label) => {
     const line = run.stdout.split('\n').find((l) => l.startsWith(`| ${label}`))
     assert.ok(line, `no "${label}" row in\n${run.stdout}`)
-    return line.split('|').slice(2, 4).map((cell) => cell.trim())
+    return line
+      .split('|')
+      .slice(2, 4)
+      .map((cell) => cell.trim())
   }
   // All runs of a store count: 40 messages at the store level, then the other durability
   // setting (LMDB 'nosync': 40 again; SQLite FULL: a twentieth, at least one per caller: 4),

@@ -68,7 +68,9 @@ function startProcess(proc) {
 
 const show = (v) => (v === undefined ? '<absent>' : v)
 
-test(`${PROCESSES} processes x ${THREADS} worker threads, ${LANES} ops in flight each, mixed set/del/batch/get: the directory holds exactly the last acknowledged writes`, { timeout: 40_000 }, async (t) => {
+test(`${PROCESSES} processes x ${THREADS} worker threads, ${LANES} ops in flight each, mixed set/del/batch/get: the directory holds exactly the last acknowledged writes`, {
+  timeout: 40_000,
+}, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-many-'))
   const procs = []
   let cache
@@ -78,7 +80,18 @@ test(`${PROCESSES} processes x ${THREADS} worker threads, ${LANES} ops in flight
     for (const p of procs) {
       p.child.send({
         op: 'start',
-        config: { dir, proc: p.proc, threads: THREADS, seed: SEED, durationMs: DURATION_MS, lanes: LANES, keysPerThread: KEYS_PER_THREAD, hotKeys: HOT_KEYS, batchMin: 10, batchMax: 50 },
+        config: {
+          dir,
+          proc: p.proc,
+          threads: THREADS,
+          seed: SEED,
+          durationMs: DURATION_MS,
+          lanes: LANES,
+          keysPerThread: KEYS_PER_THREAD,
+          hotKeys: HOT_KEYS,
+          batchMin: 10,
+          batchMax: 50,
+        },
       })
     }
     // Start barrier: every thread of every process has the cache open before any writes.
@@ -86,21 +99,39 @@ test(`${PROCESSES} processes x ${THREADS} worker threads, ${LANES} ops in flight
     for (const p of procs) p.child.send({ op: 'go' })
     const results = await Promise.all(procs.map((p) => p.next('result', DURATION_MS + 15_000)))
     const exits = await Promise.all(procs.map((p) => withTimeout(p.exited, 10_000, `process ${p.proc} ending on its own`)))
-    assert.deepEqual(exits, procs.map(() => ({ code: 0, signal: null })), 'fixture processes exit with code 0')
+    assert.deepEqual(
+      exits,
+      procs.map(() => ({ code: 0, signal: null })),
+      'fixture processes exit with code 0',
+    )
 
     // Zero errors anywhere: no worker failed, no operation rejected, no get disagreed.
-    assert.deepEqual(results.flatMap((r) => r.workerFailures), [], 'worker threads that failed')
+    assert.deepEqual(
+      results.flatMap((r) => r.workerFailures),
+      [],
+      'worker threads that failed',
+    )
     const reports = results.flatMap((r) => r.threads)
     assert.equal(reports.length, PROCESSES * THREADS, 'one report per thread')
-    assert.deepEqual(reports.filter((r) => r.errors.length > 0).map((r) => ({ writer: r.writer, seed: r.seed, errors: r.errors })), [], `errors reported by the threads (seed ${SEED})`)
+    assert.deepEqual(
+      reports.filter((r) => r.errors.length > 0).map((r) => ({ writer: r.writer, seed: r.seed, errors: r.errors })),
+      [],
+      `errors reported by the threads (seed ${SEED})`,
+    )
 
     // The load was real: every thread kept LANES operations in flight and wrote a lot.
     for (const r of reports) {
       const s = r.stats
       const issued = s.get + s.getHot + s.set + s.del + s.batch
       assert.equal(s.maxInFlight, LANES, `${r.writer}: operations in flight at most`)
-      assert.ok(s.inFlightAtIssue / issued >= LANES / 2, `${r.writer}: on average ${(s.inFlightAtIssue / issued).toFixed(1)} other operations in flight when one was issued`)
-      assert.ok(s.ackedWrites >= 200 && s.batch >= 5 && s.del >= 5 && s.get >= 20 && s.hotWrites >= 10, `${r.writer}: too little load to mean anything: ${JSON.stringify(s)}`)
+      assert.ok(
+        s.inFlightAtIssue / issued >= LANES / 2,
+        `${r.writer}: on average ${(s.inFlightAtIssue / issued).toFixed(1)} other operations in flight when one was issued`,
+      )
+      assert.ok(
+        s.ackedWrites >= 200 && s.batch >= 5 && s.del >= 5 && s.get >= 20 && s.hotWrites >= 10,
+        `${r.writer}: too little load to mean anything: ${JSON.stringify(s)}`,
+      )
     }
 
     // The test process opens the directory after everyone left, and compares.
@@ -157,7 +188,9 @@ test(`${PROCESSES} processes x ${THREADS} worker threads, ${LANES} ops in flight
     assert.equal(stored, expectedPresent.size, 'number of stored entries')
 
     const total = (field) => reports.reduce((sum, r) => sum + r.stats[field], 0)
-    t.diagnostic(`seed ${SEED}: ${total('ackedWrites')} acknowledged key writes (${total('set')} sets, ${total('del')} dels, ${total('batch')} batches of ${total('batchOps')} ops, ${total('hotWrites')} to hot keys), ${total('get') + total('getHot')} gets; ${stored} entries at the end`)
+    t.diagnostic(
+      `seed ${SEED}: ${total('ackedWrites')} acknowledged key writes (${total('set')} sets, ${total('del')} dels, ${total('batch')} batches of ${total('batchOps')} ops, ${total('hotWrites')} to hot keys), ${total('get') + total('getHot')} gets; ${stored} entries at the end`,
+    )
   } finally {
     for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
     await Promise.all(procs.map((p) => withTimeout(p.exited, 5_000, 'killed process exiting').catch(() => {})))

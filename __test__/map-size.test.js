@@ -129,7 +129,7 @@ test('cacheStats counts free pages, which deletes create and a compacting copy d
   }
 })
 
-test('compactCacheTo writes only a new file outside cache directories: an existing one, the cache\'s own data.mdb included, is refused and left as it was', async () => {
+test("compactCacheTo writes only a new file outside cache directories: an existing one, the cache's own data.mdb included, is refused and left as it was", async () => {
   const { compactCacheTo } = await import('../index.js')
   const dir = tempDir()
   try {

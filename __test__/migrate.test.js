@@ -153,8 +153,14 @@ test('migrates 50k entries: every live entry with the same value and expiry; the
   // What the data set holds, checked against the source itself.
   assert.equal(source.size, COUNT + 7)
   assert.ok(expected.has('') && expected.has(`users${SEP}🎉first`) && expected.has('lone\uFFFDsurrogate'))
-  assert.ok([...expected.keys()].some((k) => Buffer.byteLength(k) > 511), 'keys longer than LMDB key size')
-  assert.ok([...expected.values()].some((e) => e.expiresAt !== null), 'entries with an expiry')
+  assert.ok(
+    [...expected.keys()].some((k) => Buffer.byteLength(k) > 511),
+    'keys longer than LMDB key size',
+  )
+  assert.ok(
+    [...expected.values()].some((e) => e.expiresAt !== null),
+    'entries with an expiry',
+  )
 
   assert.equal(summary.total, source.size)
   assert.equal(summary.copied, expected.size)
@@ -345,7 +351,10 @@ test('a migration killed mid-way (SIGKILL) completes when run again', { timeout:
   await partial.close()
   const expected = liveEntries(source, Date.now())
   assert.ok(entries > 0 && entries < expected.size, `${entries} entries copied before the kill`)
-  assert.ok(fs.readdirSync(dest).some((n) => n.startsWith('.level-snapshot-')), 'a killed run leaves its snapshot')
+  assert.ok(
+    fs.readdirSync(dest).some((n) => n.startsWith('.level-snapshot-')),
+    'a killed run leaves its snapshot',
+  )
 
   // Run again, through the CLI: complete, verified, and the stale snapshot removed.
   const rerun = await cli(['migrate', '--from', sourceDir, '--to', dest, '--verify'])
@@ -374,8 +383,20 @@ test('putEntries / getEntry: absolute expiries, namespace views, atomic, errors'
     assert.equal(await ns.get('a').then((v) => v.x), 1)
 
     const code = (c) => (error) => error.code === c
-    await assert.rejects(putEntries(root, [{ key: 'ok', value: 1 }, { key: 'bad', value: 1, expiresAt: 'soon' }]), code('ERR_INVALID_TTL'))
-    await assert.rejects(putEntries(root, [{ key: 'ok', value: 1 }, { key: 'big', value: 1n }]), code('ERR_INVALID_VALUE'))
+    await assert.rejects(
+      putEntries(root, [
+        { key: 'ok', value: 1 },
+        { key: 'bad', value: 1, expiresAt: 'soon' },
+      ]),
+      code('ERR_INVALID_TTL'),
+    )
+    await assert.rejects(
+      putEntries(root, [
+        { key: 'ok', value: 1 },
+        { key: 'big', value: 1n },
+      ]),
+      code('ERR_INVALID_VALUE'),
+    )
     assert.equal(await root.has('ok'), false, 'nothing of a refused batch is written')
     await assert.rejects(putEntries(root, 5), code('ERR_INVALID_BATCH'))
     await assert.rejects(putEntries(root, [{ key: 5, value: 1 }]), code('ERR_INVALID_KEY'))

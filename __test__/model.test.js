@@ -72,9 +72,9 @@ function keyPool(random) {
     'Z',
     '~',
     ' ',
-    'L1' + 'x'.repeat(600), // long keys: stored in the long form (> 480 bytes)
-    'L2' + 'x'.repeat(600),
-    'M' + '😀'.repeat(200),
+    `L1${'x'.repeat(600)}`, // long keys: stored in the long form (> 480 bytes)
+    `L2${'x'.repeat(600)}`,
+    `M${'😀'.repeat(200)}`,
   ]
   const alphabet = ['a', 'b', '/', 'é', '😀', '\u241F', '\u0000', 'z', 'A']
   const random_ = Array.from({ length: 24 }, () => Array.from({ length: 1 + random.int(4) }, () => random.pick(alphabet)).join(''))
@@ -105,9 +105,7 @@ function randomValue(random, depth = 0) {
     case 7:
       return new Date(random.int(4_000_000_000_000))
     case 8:
-      return Array.from({ length: random.int(5) }, () =>
-        random.chance(0.1) ? random.pick([undefined, () => 1, Symbol('s')]) : randomValue(random, depth + 1),
-      )
+      return Array.from({ length: random.int(5) }, () => (random.chance(0.1) ? random.pick([undefined, () => 1, Symbol('s')]) : randomValue(random, depth + 1)))
     case 9:
     case 10: {
       const object = {}
@@ -273,7 +271,11 @@ async function run(seed, opCount) {
     let i = 0
     for (const [key, value] of got) {
       while (i < visible.length && visible[i].fullKey !== prefix + key) {
-        assert.notEqual(visible[i].state, 'live', `${what}: live ${JSON.stringify(visible[i].fullKey).slice(0, 60)} missing before ${JSON.stringify(key).slice(0, 60)}`)
+        assert.notEqual(
+          visible[i].state,
+          'live',
+          `${what}: live ${JSON.stringify(visible[i].fullKey).slice(0, 60)} missing before ${JSON.stringify(key).slice(0, 60)}`,
+        )
         i++
       }
       assert.ok(i < visible.length, `${what}: unexpected or out-of-order key ${JSON.stringify(key).slice(0, 60)}`)
@@ -281,7 +283,8 @@ async function run(seed, opCount) {
       i++
     }
     if (got.length < limit) {
-      for (; i < visible.length; i++) assert.notEqual(visible[i].state, 'live', `${what}: live ${JSON.stringify(visible[i].fullKey).slice(0, 60)} missing at the end`)
+      for (; i < visible.length; i++)
+        assert.notEqual(visible[i].state, 'live', `${what}: live ${JSON.stringify(visible[i].fullKey).slice(0, 60)} missing at the end`)
     }
   }
 
@@ -379,7 +382,9 @@ async function run(seed, opCount) {
             if (opts && 'ttlMs' in opts) put.ttlMs = opts.ttlMs
             return put
           })
-          note(`batch ns=${JSON.stringify(view.namespace)} ${ops.length} ops: ${ops.map((o) => `${o.type} ${JSON.stringify(o.key).slice(0, 20)}${'ttlMs' in o ? ` ttl=${o.ttlMs}` : ''}`).join(', ')}`)
+          note(
+            `batch ns=${JSON.stringify(view.namespace)} ${ops.length} ops: ${ops.map((o) => `${o.type} ${JSON.stringify(o.key).slice(0, 20)}${'ttlMs' in o ? ` ttl=${o.ttlMs}` : ''}`).join(', ')}`,
+          )
           const before = Date.now()
           const promise = view.cache.batch(ops)
           const after = Date.now()
@@ -396,7 +401,17 @@ async function run(seed, opCount) {
           await checkGet(view, key, op)
           break
         case 'entries': {
-          const opts = random.pick([undefined, {}, { limit: 0 }, { limit: 1 }, { limit: 3 }, { limit: 1 + random.int(40) }, { limit: -1 }, { limit: Infinity }, { limit: 2.7 }])
+          const opts = random.pick([
+            undefined,
+            {},
+            { limit: 0 },
+            { limit: 1 },
+            { limit: 3 },
+            { limit: 1 + random.int(40) },
+            { limit: -1 },
+            { limit: Infinity },
+            { limit: 2.7 },
+          ])
           note(`entries ns=${JSON.stringify(view.namespace)} ${JSON.stringify(opts)}`)
           await checkEntries(view, opts)
           break

@@ -64,7 +64,11 @@ test('4 processes write disjoint keys and shared hot keys concurrently; every ac
     // The IPC reports cover every write each process made.
     for (let i = 0; i < PROCESSES; i++) assert.equal(acked.get(`p${i}`)?.size, COUNT, `acks reported by process ${i}`)
     const hotWrites = loads.reduce((sum, load) => sum + load.hotWritten, 0)
-    assert.equal([...hotAcked.values()].reduce((sum, set) => sum + set.size, 0), hotWrites, 'hot-key acks reported')
+    assert.equal(
+      [...hotAcked.values()].reduce((sum, set) => sum + set.size, 0),
+      hotWrites,
+      'hot-key acks reported',
+    )
 
     // The parent opens the directory afterwards: zero lost, no foreign or torn value.
     cache = await openLmdbCache({ path: dir })
@@ -136,7 +140,7 @@ test('read-your-writes across processes: a value acknowledged in process A is wh
   }
 })
 
-test('a second process opens the directory while the first holds it open; both see each other\'s writes', { timeout: 40_000 }, async () => {
+test("a second process opens the directory while the first holds it open; both see each other's writes", { timeout: 40_000 }, async () => {
   const dir = tempDir()
   const peers = []
   let cache
@@ -150,14 +154,19 @@ test('a second process opens the directory while the first holds it open; both s
     const second = await Peer.process('second process')
     peers.push(second)
     await second.call('open', { opts: { path: dir } })
-    assert.deepEqual(await second.call('get', { key: 'from-first' }), { value: { by: 'first' } }, 'second reads the first\'s write')
+    assert.deepEqual(await second.call('get', { key: 'from-first' }), { value: { by: 'first' } }, "second reads the first's write")
     await second.call('set', { key: 'from-second', value: { by: 'second' } })
-    assert.deepEqual(await first.call('get', { key: 'from-second' }), { value: { by: 'second' } }, 'first reads the second\'s write')
+    assert.deepEqual(await first.call('get', { key: 'from-second' }), { value: { by: 'second' } }, "first reads the second's write")
 
     // Batches and deletes cross too.
-    await second.call('batch', { ops: [{ type: 'put', key: 'b1', value: 1 }, { type: 'del', key: 'from-first' }] })
+    await second.call('batch', {
+      ops: [
+        { type: 'put', key: 'b1', value: 1 },
+        { type: 'del', key: 'from-first' },
+      ],
+    })
     assert.deepEqual(await first.call('get', { key: 'b1' }), { value: 1 })
-    assert.equal(await first.call('has', { key: 'from-first' }), false, 'first sees the second\'s delete')
+    assert.equal(await first.call('has', { key: 'from-first' }), false, "first sees the second's delete")
 
     // The test process is a third opener while both hold it.
     cache = await openLmdbCache({ path: dir })

@@ -36,12 +36,22 @@ before(async () => {
 
   const packaged = await run(process.execPath, [path.join(ROOT, 'scripts', 'package.js'), '--out-dir', out], { cwd: ROOT, env, timeout: 60_000 })
   assert.equal(packaged.code, 0, packaged.stderr)
-  tarballs = packaged.stdout.trim().split('\n').map((line) => path.resolve(ROOT, line))
-  assert.deepEqual(tarballs.map((t) => path.relative(out, t)), ['promethean-lmdb-cache-0.1.0.tgz', `promethean-lmdb-cache-${PLATFORM}-0.1.0.tgz`])
+  tarballs = packaged.stdout
+    .trim()
+    .split('\n')
+    .map((line) => path.resolve(ROOT, line))
+  assert.deepEqual(
+    tarballs.map((t) => path.relative(out, t)),
+    ['promethean-lmdb-cache-0.1.0.tgz', `promethean-lmdb-cache-${PLATFORM}-0.1.0.tgz`],
+  )
   const list = async (tarball) => {
     const tar = await run('tar', ['-tzf', tarball])
     assert.equal(tar.code, 0, tar.stderr)
-    return tar.stdout.trim().split('\n').map((f) => f.replace(/^package\//, '')).sort()
+    return tar.stdout
+      .trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, ''))
+      .sort()
   }
   packedFiles = await list(tarballs[0])
   assert.deepEqual(await list(tarballs[1]), ['README.md', `lmdb-cache.${PLATFORM}.node`, 'package.json'])
@@ -72,14 +82,21 @@ test('the tarball holds the runtime files only; its manifest is the published on
     'index.d.cts',
     'index.d.ts',
     'index.js',
+    'lib/cache.cjs',
     'lib/codec.cjs',
     'lib/compact.cjs',
     'lib/destinations.cjs',
+    'lib/entries.cjs',
     'lib/errors.cjs',
     'lib/locks.cjs',
     'lib/migrate.cjs',
     'lib/msgpack-encode.cjs',
+    'lib/native.cjs',
+    'lib/open.cjs',
+    'lib/reads.cjs',
+    'lib/tools.cjs',
     'lib/verify-child.cjs',
+    'lib/write-queue.cjs',
     'package.json',
   ])
   const source = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
@@ -199,7 +216,11 @@ await cache.set('k', 'not a number')
   // One run (tsc's start-up is most of its time): the consumers pass, the misuse is reported.
   const result = await run(tsc, [...flags, '--explainFiles', 'consumer.ts', 'consumer.cts', 'wrong.ts'], { cwd: project, timeout: 60_000 })
   const errors = result.stdout.split('\n').filter((line) => /error TS\d+/.test(line))
-  assert.deepEqual(errors.map((e) => e.replace(/:.*/, '')), ['wrong.ts(3,22)'], result.stdout + result.stderr)
+  assert.deepEqual(
+    errors.map((e) => e.replace(/:.*/, '')),
+    ['wrong.ts(3,22)'],
+    result.stdout + result.stderr,
+  )
   assert.match(errors[0], /error TS2345: Argument of type 'string' is not assignable to parameter of type 'number'/)
   assert.equal(result.code, 2)
   // ESM resolves index.d.ts, CommonJS index.d.cts.
@@ -242,7 +263,10 @@ test('no fitting native binary: a clear error; NAPI_RS_NATIVE_LIBRARY_PATH overr
     assert.match(failed.stderr, /no native binary could be loaded for this platform \(linux-x64-gnu\)/)
     assert.match(failed.stderr, /Install its platform package: npm install @promethean\/lmdb-cache-linux-x64-gnu/)
     assert.match(failed.stderr, /NAPI_RS_NATIVE_LIBRARY_PATH/)
-    assert.match(failed.stderr, /Tried:\n {2}- Cannot find module '\.\/lmdb-cache\.linux-x64-gnu\.node'\n {2}- Cannot find module '@promethean\/lmdb-cache-linux-x64-gnu'\n {4}at /)
+    assert.match(
+      failed.stderr,
+      /Tried:\n {2}- Cannot find module '\.\/lmdb-cache\.linux-x64-gnu\.node'\n {2}- Cannot find module '@promethean\/lmdb-cache-linux-x64-gnu'\n {4}at /,
+    )
     // Only packages that exist: napi-rs's loader also tries a WASI build this package has not.
     assert.doesNotMatch(failed.stderr, /wasi|wasm/i)
     assert.match(failed.stderr, /code: 'ERR_NATIVE_BINARY_MISSING'/)

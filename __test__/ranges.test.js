@@ -16,7 +16,6 @@ async function collect(iterable) {
   return out
 }
 
-
 async function withCache(fn) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-ranges-'))
   const cache = await openLmdbCache({ path: dir })
@@ -164,4 +163,3 @@ test('count() counts live entries only, across native chunks, and is validated',
   await assert.rejects(cache.count(), { code: 'ERR_CACHE_CLOSED' })
   fs.rmSync(dir, { recursive: true, force: true })
 })
-

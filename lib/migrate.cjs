@@ -27,7 +27,7 @@ const { lockHolders, processAlive } = require('./locks.cjs')
 const { codedError } = require('./errors.cjs')
 const { isInside, realPathOf } = require('./destinations.cjs')
 
-const SEPARATOR = '\u241F'
+const { NAMESPACE_SEPARATOR: SEPARATOR } = require('./cache.cjs')
 const DEFAULT_BATCH_SIZE = 1000
 const SNAPSHOT_PREFIX = '.level-snapshot-'
 const MAX_REPORTED = 20
@@ -44,11 +44,11 @@ async function importLevel() {
       'ERR_LEVEL_MISSING',
       missing
         ? 'migrating from level-cache needs the `level` package (an optional peer dependency of @promethean/lmdb-cache): npm install level'
-        : `the \`level\` package could not be loaded: ${String(cause && cause.message).split('\n')[0]}`,
+        : `the \`level\` package could not be loaded: ${String(cause?.message).split('\n')[0]}`,
       cause,
     )
   }
-  const Level = mod.Level || (mod.default && mod.default.Level)
+  const Level = mod.Level || mod.default?.Level
   if (typeof Level !== 'function') {
     throw codedError(Error, 'ERR_LEVEL_MISSING', 'the `level` package found does not export Level (level >= 8 is needed)')
   }
@@ -112,11 +112,7 @@ function checkSource(from) {
 function checkSourceIdle(from) {
   const { pids } = lockHolders(path.join(from, 'LOCK'))
   if (pids.length > 0) {
-    throw codedError(
-      Error,
-      'ERR_SOURCE_IN_USE',
-      `the level-cache directory ${from} is in use (process ${pids.join(', ')} has it open): stop it first`,
-    )
+    throw codedError(Error, 'ERR_SOURCE_IN_USE', `the level-cache directory ${from} is in use (process ${pids.join(', ')} has it open): stop it first`)
   }
 }
 
@@ -253,7 +249,7 @@ async function* chunks(db, ranges, size) {
 }
 
 function checkAborted(signal) {
-  if (signal && signal.aborted) {
+  if (signal?.aborted) {
     throw codedError(Error, 'ABORT_ERR', 'the migration was interrupted; run it again to complete it')
   }
 }
@@ -274,7 +270,8 @@ async function migrateFromLevel(opts) {
   const Level = await importLevel()
   checkAborted(signal)
 
-  const { openLmdbCache, putEntries, getEntry } = require('../index.cjs')
+  const { openLmdbCache } = require('./open.cjs')
+  const { putEntries, getEntry } = require('./tools.cjs')
   const cache = await openLmdbCache({ path: to })
   let snapshot = null
   let db = null

@@ -16,4 +16,4 @@ try {
 } catch (error) {
   result = { ok: false, code: error?.code, message: String(error?.message ?? error) }
 }
-fs.writeSync(1, JSON.stringify(result) + '\n')
+fs.writeSync(1, `${JSON.stringify(result)}\n`)

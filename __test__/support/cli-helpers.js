@@ -51,7 +51,7 @@ export function fingerprint(dir) {
     const file = path.join(dir, name)
     const stat = fs.statSync(file)
     if (stat.isDirectory()) {
-      out[name + '/'] = fingerprint(file)
+      out[`${name}/`] = fingerprint(file)
       continue
     }
     const hash = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')

@@ -16,18 +16,10 @@
 //                 Only measure() is timed; check() (may be async) runs afterwards and throws
 //                 on a wrong result.
 
-import { deepStrictEqual } from 'node:assert/strict';
-import {
-  DEFAULT_KEY_COUNT,
-  createRng,
-  keyOf,
-  largeValueOf,
-  missingKeyOf,
-  randomIndices,
-  smallValueOf,
-} from './data.js';
+import { deepStrictEqual } from 'node:assert/strict'
+import { DEFAULT_KEY_COUNT, createRng, keyOf, largeValueOf, missingKeyOf, randomIndices, smallValueOf } from './data.js'
 
-export const DEFAULT_LARGE_KEY_COUNT = 5_000;
+export const DEFAULT_LARGE_KEY_COUNT = 5_000
 
 export const DATASETS = {
   small: {
@@ -45,23 +37,23 @@ export const DATASETS = {
     valueFn: largeValueOf,
     keyFn: keyOf,
   },
-};
+}
 
 /** Sets how many keys the 10 KB dataset holds (bench.js and every run-backend.js child). */
 export function setLargeKeyCount(keyCount) {
-  if (!Number.isInteger(keyCount) || keyCount < 1_000) throw new RangeError(`the 10 KB dataset needs an integer >= 1000 of keys, got ${keyCount}`);
-  DATASETS.large.keyCount = keyCount;
-  DATASETS.large.description = largeDescription(keyCount);
+  if (!Number.isInteger(keyCount) || keyCount < 1_000) throw new RangeError(`the 10 KB dataset needs an integer >= 1000 of keys, got ${keyCount}`)
+  DATASETS.large.keyCount = keyCount
+  DATASETS.large.description = largeDescription(keyCount)
 }
 
 function largeDescription(keyCount) {
-  const megabytes = Math.round((keyCount * 10_000) / 1e6);
-  const size = megabytes >= 1000 ? `${(megabytes / 1000).toFixed(1)} GB` : `${megabytes} MB`;
-  return `${keyCount.toLocaleString('en-US')} keys (user:000000..), ~10 KB JSON values (${size} in all)`;
+  const megabytes = Math.round((keyCount * 10_000) / 1e6)
+  const size = megabytes >= 1000 ? `${(megabytes / 1000).toFixed(1)} GB` : `${megabytes} MB`
+  return `${keyCount.toLocaleString('en-US')} keys (user:000000..), ~10 KB JSON values (${size} in all)`
 }
 
 function mismatch(what, got, expected) {
-  return new Error(`${what}: got ${JSON.stringify(got)?.slice(0, 200)}, expected ${JSON.stringify(expected)?.slice(0, 200)}`);
+  return new Error(`${what}: got ${JSON.stringify(got)?.slice(0, 200)}, expected ${JSON.stringify(expected)?.slice(0, 200)}`)
 }
 
 // ---- reads -------------------------------------------------------------------------------
@@ -69,84 +61,84 @@ function mismatch(what, got, expected) {
 /** get() (or has()) of random stored keys, `concurrency` in flight (1 = awaited one by one). */
 function readWorkload({ concurrency = 1 }) {
   return ({ cache, stateful, dataset, ops, warmup, seed }) => {
-    const idx = randomIndices(seed, warmup + ops, dataset.keyCount);
-    const keys = Array.from(idx, (i) => dataset.keyFn(i));
-    let misses = 0;
-    const samples = []; // [index into idx, value] every 997th op, checked afterwards
+    const idx = randomIndices(seed, warmup + ops, dataset.keyCount)
+    const keys = Array.from(idx, (i) => dataset.keyFn(i))
+    let misses = 0
+    const samples = [] // [index into idx, value] every 997th op, checked afterwards
     async function loop(from, to) {
       if (concurrency === 1) {
         for (let i = from; i < to; i++) {
-          const v = await cache.get(keys[i]);
-          if (v === undefined) misses++;
-          else if (i % 997 === 0) samples.push([i, v]);
+          const v = await cache.get(keys[i])
+          if (v === undefined) misses++
+          else if (i % 997 === 0) samples.push([i, v])
         }
-        return;
+        return
       }
-      let next = from;
+      let next = from
       async function worker() {
         while (next < to) {
-          const i = next++;
-          const v = await cache.get(keys[i]);
-          if (v === undefined) misses++;
-          else if (i % 997 === 0) samples.push([i, v]);
+          const i = next++
+          const v = await cache.get(keys[i])
+          if (v === undefined) misses++
+          else if (i % 997 === 0) samples.push([i, v])
         }
       }
-      await Promise.all(Array.from({ length: concurrency }, worker));
+      await Promise.all(Array.from({ length: concurrency }, worker))
     }
     return {
       warmup: () => loop(0, warmup),
       async measure() {
-        await loop(warmup, warmup + ops);
-        return { ops };
+        await loop(warmup, warmup + ops)
+        return { ops }
       },
       check() {
-        if (!stateful) return;
-        if (misses > 0) throw new Error(`get returned undefined for ${misses} stored keys during the run`);
-        for (const [i, v] of samples) deepStrictEqual(v, dataset.valueFn(idx[i]), `get(${keys[i]})`);
+        if (!stateful) return
+        if (misses > 0) throw new Error(`get returned undefined for ${misses} stored keys during the run`)
+        for (const [i, v] of samples) deepStrictEqual(v, dataset.valueFn(idx[i]), `get(${keys[i]})`)
       },
-    };
-  };
+    }
+  }
 }
 
 /** has() of keys that are not stored: every answer must be false. */
 function hasMissingWorkload({ cache, stateful, ops, warmup, seed }) {
-  const idx = randomIndices(seed, warmup + ops, 1_000_000);
-  const keys = Array.from(idx, (i) => missingKeyOf(i));
-  let hits = 0;
+  const idx = randomIndices(seed, warmup + ops, 1_000_000)
+  const keys = Array.from(idx, (i) => missingKeyOf(i))
+  let hits = 0
   async function loop(from, to) {
-    for (let i = from; i < to; i++) if (await cache.has(keys[i])) hits++;
+    for (let i = from; i < to; i++) if (await cache.has(keys[i])) hits++
   }
   return {
     warmup: () => loop(0, warmup),
     async measure() {
-      await loop(warmup, warmup + ops);
-      return { ops };
+      await loop(warmup, warmup + ops)
+      return { ops }
     },
     check() {
-      if (stateful && hits > 0) throw new Error(`has() returned true for ${hits} missing keys`);
+      if (stateful && hits > 0) throw new Error(`has() returned true for ${hits} missing keys`)
     },
-  };
+  }
 }
 
 // ---- writes ------------------------------------------------------------------------------
 
 // Write workloads walk the key space with a stride coprime to it, so no key is written twice
 // (up to keyCount writes) and the expected final value of every written key is known.
-const STRIDE = 7919;
-const writeIndex = (j, keyCount) => (j * STRIDE + 12_345) % keyCount;
+const STRIDE = 7919
+const writeIndex = (j, keyCount) => (j * STRIDE + 12_345) % keyCount
 // A written value differs from the populated one (its id is shifted by the key count).
-const writtenValue = (dataset, i) => dataset.valueFn(i + dataset.keyCount);
+const writtenValue = (dataset, i) => dataset.valueFn(i + dataset.keyCount)
 
 async function checkWritten(cache, dataset, count) {
-  const step = Math.max(1, Math.floor(count / 300));
+  const step = Math.max(1, Math.floor(count / 300))
   for (let j = 0; j < count; j += step) {
-    const i = writeIndex(j, dataset.keyCount);
-    const got = await cache.get(dataset.keyFn(i));
-    const expected = writtenValue(dataset, i);
+    const i = writeIndex(j, dataset.keyCount)
+    const got = await cache.get(dataset.keyFn(i))
+    const expected = writtenValue(dataset, i)
     try {
-      deepStrictEqual(got, expected);
+      deepStrictEqual(got, expected)
     } catch {
-      throw mismatch(`after the run, get(${dataset.keyFn(i)})`, got, expected);
+      throw mismatch(`after the run, get(${dataset.keyFn(i)})`, got, expected)
     }
   }
 }
@@ -157,113 +149,113 @@ async function checkWritten(cache, dataset, count) {
  */
 function setWorkload({ inFlight = 1 }) {
   return ({ cache, dataset, ops, warmup }) => {
-    if (warmup + ops > dataset.keyCount) throw new Error('set workload: more ops than keys');
-    const keys = new Array(warmup + ops);
-    const values = new Array(warmup + ops);
+    if (warmup + ops > dataset.keyCount) throw new Error('set workload: more ops than keys')
+    const keys = new Array(warmup + ops)
+    const values = new Array(warmup + ops)
     for (let j = 0; j < warmup + ops; j++) {
-      const i = writeIndex(j, dataset.keyCount);
-      keys[j] = dataset.keyFn(i);
-      values[j] = writtenValue(dataset, i); // built up front: value construction is not timed
+      const i = writeIndex(j, dataset.keyCount)
+      keys[j] = dataset.keyFn(i)
+      values[j] = writtenValue(dataset, i) // built up front: value construction is not timed
     }
     async function loop(from, to) {
       if (inFlight === 1) {
-        for (let j = from; j < to; j++) await cache.set(keys[j], values[j]);
-        return;
+        for (let j = from; j < to; j++) await cache.set(keys[j], values[j])
+        return
       }
       for (let j = from; j < to; j += inFlight) {
-        const end = Math.min(j + inFlight, to);
-        const pending = new Array(end - j);
-        for (let k = j; k < end; k++) pending[k - j] = cache.set(keys[k], values[k]);
-        await Promise.all(pending);
+        const end = Math.min(j + inFlight, to)
+        const pending = new Array(end - j)
+        for (let k = j; k < end; k++) pending[k - j] = cache.set(keys[k], values[k])
+        await Promise.all(pending)
       }
     }
     return {
       warmup: () => loop(0, warmup),
       async measure() {
-        await loop(warmup, warmup + ops);
-        return { ops };
+        await loop(warmup, warmup + ops)
+        return { ops }
       },
       check: () => checkWritten(cache, dataset, warmup + ops),
-    };
-  };
+    }
+  }
 }
 
 /** batch() of `size` puts each, awaited one by one; ops = puts. */
 function batchWorkload({ size }) {
   return ({ cache, dataset, ops, warmup }) => {
-    if (warmup + ops > dataset.keyCount) throw new Error('batch workload: more ops than keys');
-    const batches = [];
+    if (warmup + ops > dataset.keyCount) throw new Error('batch workload: more ops than keys')
+    const batches = []
     for (let j = 0; j < warmup + ops; j += size) {
-      const b = [];
+      const b = []
       for (let k = j; k < Math.min(j + size, warmup + ops); k++) {
-        const i = writeIndex(k, dataset.keyCount);
-        b.push({ type: 'put', key: dataset.keyFn(i), value: writtenValue(dataset, i) });
+        const i = writeIndex(k, dataset.keyCount)
+        b.push({ type: 'put', key: dataset.keyFn(i), value: writtenValue(dataset, i) })
       }
-      batches.push(b);
+      batches.push(b)
     }
-    const warmBatches = Math.ceil(warmup / size);
+    const warmBatches = Math.ceil(warmup / size)
     async function loop(from, to) {
-      for (let b = from; b < to; b++) await cache.batch(batches[b]);
+      for (let b = from; b < to; b++) await cache.batch(batches[b])
     }
     return {
       warmup: () => loop(0, warmBatches),
       async measure() {
-        await loop(warmBatches, batches.length);
-        return { ops };
+        await loop(warmBatches, batches.length)
+        return { ops }
       },
       check: () => checkWritten(cache, dataset, warmup + ops),
-    };
-  };
+    }
+  }
 }
 
 /** 90 % get, 10 % set of random stored keys, each awaited before the next. */
 function mixWorkload({ cache, stateful, dataset, ops, warmup, seed }) {
-  const idx = randomIndices(seed, warmup + ops, dataset.keyCount);
-  const rng = createRng(seed ^ 0x5e7);
-  const n = warmup + ops;
-  const keys = new Array(n);
-  const writeValue = new Array(n); // undefined for a read
-  const last = new Map(); // key index -> op index of its last write
+  const idx = randomIndices(seed, warmup + ops, dataset.keyCount)
+  const rng = createRng(seed ^ 0x5e7)
+  const n = warmup + ops
+  const keys = new Array(n)
+  const writeValue = new Array(n) // undefined for a read
+  const last = new Map() // key index -> op index of its last write
   for (let j = 0; j < n; j++) {
-    keys[j] = dataset.keyFn(idx[j]);
+    keys[j] = dataset.keyFn(idx[j])
     if (rng() % 10 === 0) {
-      writeValue[j] = { ...writtenValue(dataset, idx[j]), op: j };
-      last.set(idx[j], j);
+      writeValue[j] = { ...writtenValue(dataset, idx[j]), op: j }
+      last.set(idx[j], j)
     }
   }
-  let misses = 0;
+  let misses = 0
   async function loop(from, to) {
     for (let j = from; j < to; j++) {
-      if (writeValue[j] !== undefined) await cache.set(keys[j], writeValue[j]);
-      else if ((await cache.get(keys[j])) === undefined) misses++;
+      if (writeValue[j] !== undefined) await cache.set(keys[j], writeValue[j])
+      else if ((await cache.get(keys[j])) === undefined) misses++
     }
   }
   return {
     warmup: () => loop(0, warmup),
     async measure() {
-      await loop(warmup, n);
-      return { ops };
+      await loop(warmup, n)
+      return { ops }
     },
     async check() {
-      if (!stateful) return;
-      if (misses > 0) throw new Error(`get returned undefined for ${misses} stored keys during the run`);
-      let checked = 0;
+      if (!stateful) return
+      if (misses > 0) throw new Error(`get returned undefined for ${misses} stored keys during the run`)
+      let checked = 0
       for (const [i, j] of last) {
-        if (checked++ >= 300) break;
-        const got = await cache.get(dataset.keyFn(i));
+        if (checked++ >= 300) break
+        const got = await cache.get(dataset.keyFn(i))
         try {
-          deepStrictEqual(got, writeValue[j]);
+          deepStrictEqual(got, writeValue[j])
         } catch {
-          throw mismatch(`after the run, get(${dataset.keyFn(i)})`, got, writeValue[j]);
+          throw mismatch(`after the run, get(${dataset.keyFn(i)})`, got, writeValue[j])
         }
       }
     },
-  };
+  }
 }
 
 // ---- scans -------------------------------------------------------------------------------
 
-const SCAN_KEYS = 10_000;
+const SCAN_KEYS = 10_000
 
 /**
  * entries() of a whole 10k-key namespace `scan` (values of the dataset's kind), in a database
@@ -271,47 +263,47 @@ const SCAN_KEYS = 10_000;
  * `scan2` (1,000 keys each), which must not show up. ops = entries yielded.
  */
 async function entriesWorkload({ cache, dataset, ops, warmup }) {
-  const scan = cache.withNamespace('scan');
+  const scan = cache.withNamespace('scan')
   const fill = async (view, count, shift) => {
     for (let s = 0; s < count; s += 1000) {
-      const b = [];
-      for (let i = s; i < Math.min(s + 1000, count); i++) b.push({ type: 'put', key: keyOf(i), value: dataset.valueFn(i + shift) });
-      await view.batch(b);
+      const b = []
+      for (let i = s; i < Math.min(s + 1000, count); i++) b.push({ type: 'put', key: keyOf(i), value: dataset.valueFn(i + shift) })
+      await view.batch(b)
     }
-  };
-  await fill(scan, SCAN_KEYS, 0);
-  await fill(cache.withNamespace('scan/child'), 1000, 1_000_000);
-  await fill(cache.withNamespace('scan2'), 1000, 2_000_000);
-  const counts = [];
+  }
+  await fill(scan, SCAN_KEYS, 0)
+  await fill(cache.withNamespace('scan/child'), 1000, 1_000_000)
+  await fill(cache.withNamespace('scan2'), 1000, 2_000_000)
+  const counts = []
   async function scanOnce() {
-    let n = 0;
-    for await (const _ of scan.entries()) n++;
-    counts.push(n);
-    return n;
+    let n = 0
+    for await (const _ of scan.entries()) n++
+    counts.push(n)
+    return n
   }
   return {
     async warmup() {
       // One full scan, checked entry by entry (order, keys, values).
-      let n = 0;
+      let n = 0
       for await (const [k, v] of scan.entries()) {
-        const expectedKey = keyOf(n);
-        if (k !== expectedKey) throw mismatch(`entries() entry ${n} key`, k, expectedKey);
-        if (n % 97 === 0) deepStrictEqual(v, dataset.valueFn(n), `entries() value of ${k}`);
-        n++;
+        const expectedKey = keyOf(n)
+        if (k !== expectedKey) throw mismatch(`entries() entry ${n} key`, k, expectedKey)
+        if (n % 97 === 0) deepStrictEqual(v, dataset.valueFn(n), `entries() value of ${k}`)
+        n++
       }
-      if (n !== SCAN_KEYS) throw mismatch('entries() count', n, SCAN_KEYS);
-      for (let s = SCAN_KEYS; s < warmup; s += SCAN_KEYS) await scanOnce();
+      if (n !== SCAN_KEYS) throw mismatch('entries() count', n, SCAN_KEYS)
+      for (let s = SCAN_KEYS; s < warmup; s += SCAN_KEYS) await scanOnce()
     },
     async measure() {
-      let total = 0;
-      while (total < ops) total += await scanOnce();
-      return { ops: total };
+      let total = 0
+      while (total < ops) total += await scanOnce()
+      return { ops: total }
     },
     check() {
-      const bad = counts.find((c) => c !== SCAN_KEYS);
-      if (bad !== undefined) throw mismatch('entries() count', bad, SCAN_KEYS);
+      const bad = counts.find((c) => c !== SCAN_KEYS)
+      if (bad !== undefined) throw mismatch('entries() count', bad, SCAN_KEYS)
     },
-  };
+  }
 }
 
 // ---- the list ----------------------------------------------------------------------------
@@ -397,7 +389,7 @@ export const WORKLOADS = {
     seed: 0x9,
     prepare: hasMissingWorkload,
   },
-};
+}
 
 // The same workloads over ~10 KB values (the `large` dataset), with operation counts scaled so
 // a round takes about as long as its small-value counterpart.
@@ -410,16 +402,16 @@ const LARGE_VARIANTS = {
   entries: { ops: { full: 20_000, quick: 10_000 }, warmup: { full: 10_000, quick: 10_000 } },
   'mix-90-10': { ops: { full: 3_000, quick: 500 }, warmup: { full: 500, quick: 100 } },
   'has-missing': { ops: { full: 200_000, quick: 2_000 }, warmup: { full: 20_000, quick: 500 } },
-};
+}
 for (const [name, counts] of Object.entries(LARGE_VARIANTS)) {
-  const base = WORKLOADS[name];
+  const base = WORKLOADS[name]
   WORKLOADS[`${name}-10k`] = {
     ...base,
     ...counts,
     title: `${base.title} — 10 KB values`,
     dataset: 'large',
     seed: base.seed ^ 0x10_000,
-  };
+  }
 }
 
-export const DEFAULT_WORKLOADS = Object.keys(WORKLOADS);
+export const DEFAULT_WORKLOADS = Object.keys(WORKLOADS)

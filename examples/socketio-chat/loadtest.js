@@ -184,7 +184,11 @@ async function storePhase(kind, dir) {
         for (let i = 0; i < count; i++) {
           let m
           try {
-            m = await store.createMessage({ session_id: sessionId, content: `worker ${w} message ${i} ${'x'.repeat(80)}`, agent_id: w % 5 === 0 ? 'chloe' : null })
+            m = await store.createMessage({
+              session_id: sessionId,
+              content: `worker ${w} message ${i} ${'x'.repeat(80)}`,
+              agent_id: w % 5 === 0 ? 'chloe' : null,
+            })
           } catch {
             createFailures++
             continue
@@ -211,11 +215,19 @@ async function storePhase(kind, dir) {
     await store.close()
     fs.rmSync(phaseDir, { recursive: true, force: true })
     const created = total - createFailures
-    results[run.id] = { concurrency, options: run.options, created, elapsedMs, perSecond: (created / elapsedMs) * 1000, createFailures, getFailures, ...problems }
+    results[run.id] = {
+      concurrency,
+      options: run.options,
+      created,
+      elapsedMs,
+      perSecond: (created / elapsedMs) * 1000,
+      createFailures,
+      getFailures,
+      ...problems,
+    }
   }
   return results
 }
-
 
 function runStorePhase(kind, dir, deadline) {
   return new Promise((resolve, reject) => {
@@ -239,7 +251,9 @@ function runStorePhase(kind, dir, deadline) {
 
 function startServerProcess(kind, dir, deadline) {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(HERE, 'server.js'), ['--store', kind, '--db', dir, '--port', '0', '--timings'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+    const child = fork(path.join(HERE, 'server.js'), ['--store', kind, '--db', dir, '--port', '0', '--timings'], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    })
     const timer = setTimeout(() => reject(new Error('server did not start')), Math.min(15_000, deadline.left))
     child.once('message', (/** @type {any} */ msg) => {
       clearTimeout(timer)
@@ -297,7 +311,11 @@ async function e2ePhase(kind, dir, deadline) {
           if ((i & 15) === 0) deadline.check(`the end-to-end phase (${kind})`)
           let m
           try {
-            m = await call(socket, 'message:send', { session_id: sessionId, content: `client ${c} message ${i} ${'x'.repeat(80)}`, agent_id: c % 5 === 0 ? 'chloe' : null })
+            m = await call(socket, 'message:send', {
+              session_id: sessionId,
+              content: `client ${c} message ${i} ${'x'.repeat(80)}`,
+              agent_id: c % 5 === 0 ? 'chloe' : null,
+            })
           } catch {
             sendFailures++
             continue
@@ -520,7 +538,14 @@ function report(rounds, echo, startedAt, wallMs) {
     const l = med('lmdb', (r) => r.store[`c${c}`].perSecond)
     const s = med('sqlite', (r) => r.store[`c${c}`].perSecond)
     const main = c === c0
-    rows.push([`store level, ${c} concurrent callers: messages/s`, fmtInt(l), fmtInt(s), ratio(l, s), main ? '>= 3x' : '', main ? (l >= 3 * s ? 'yes' : 'no') : ''])
+    rows.push([
+      `store level, ${c} concurrent callers: messages/s`,
+      fmtInt(l),
+      fmtInt(s),
+      ratio(l, s),
+      main ? '>= 3x' : '',
+      main ? (l >= 3 * s ? 'yes' : 'no') : '',
+    ])
     if (main) targets.push({ name: `store-level throughput >= 3x SQLite (${c} concurrent callers)`, met: l >= 3 * s, value: ratio(l, s) })
   }
   const lMain = med('lmdb', (r) => r.store[`c${c0}`].perSecond)
@@ -535,13 +560,41 @@ function report(rounds, echo, startedAt, wallMs) {
   targets.push({ name: 'end-to-end throughput >= 3x SQLite', met: le >= 3 * se, value: ratio(le, se) })
   rows.push([`  socket.io alone (echo, no store), ${CLIENTS} clients: round trips/s`, fmtInt(echo.perSecond), '', '', '', ''])
   const lp99 = med('lmdb', (r) => r.e2e.pageStore.p99)
-  rows.push([`history page of ${PAGE}, store call in the server under load: p50 / p99 ms`, pair('lmdb', (r) => r.e2e.pageStore), pair('sqlite', (r) => r.e2e.pageStore), '', 'p99 < 10 ms', lp99 < 10 ? 'yes' : 'no'])
+  rows.push([
+    `history page of ${PAGE}, store call in the server under load: p50 / p99 ms`,
+    pair('lmdb', (r) => r.e2e.pageStore),
+    pair('sqlite', (r) => r.e2e.pageStore),
+    '',
+    'p99 < 10 ms',
+    lp99 < 10 ? 'yes' : 'no',
+  ])
   targets.push({ name: `history page p99 < 10 ms (store call in the server, under load)`, met: lp99 < 10, value: `${fmtMs(lp99)} ms` })
   const lrt = med('lmdb', (r) => r.e2e.pageRoundTrip.p99)
-  rows.push([`history page of ${PAGE}, socket.io round trip under load: p50 / p99 ms`, pair('lmdb', (r) => r.e2e.pageRoundTrip), pair('sqlite', (r) => r.e2e.pageRoundTrip), '', '(p99 < 10 ms)', lrt < 10 ? 'yes' : 'no'])
+  rows.push([
+    `history page of ${PAGE}, socket.io round trip under load: p50 / p99 ms`,
+    pair('lmdb', (r) => r.e2e.pageRoundTrip),
+    pair('sqlite', (r) => r.e2e.pageRoundTrip),
+    '',
+    '(p99 < 10 ms)',
+    lrt < 10 ? 'yes' : 'no',
+  ])
   targets.push({ name: `history page p99 < 10 ms (socket.io round trip, under load)`, met: lrt < 10, value: `${fmtMs(lrt)} ms` })
-  rows.push([`history page of ${PAGE}, socket.io round trip after the load: p50 / p99 ms`, pair('lmdb', (r) => r.e2e.pageIdleRoundTrip), pair('sqlite', (r) => r.e2e.pageIdleRoundTrip), '', '', ''])
-  rows.push(['message:send store call in the server under load: p50 / p99 ms', pair('lmdb', (r) => r.e2e.sendStore), pair('sqlite', (r) => r.e2e.sendStore), '', '', ''])
+  rows.push([
+    `history page of ${PAGE}, socket.io round trip after the load: p50 / p99 ms`,
+    pair('lmdb', (r) => r.e2e.pageIdleRoundTrip),
+    pair('sqlite', (r) => r.e2e.pageIdleRoundTrip),
+    '',
+    '',
+    '',
+  ])
+  rows.push([
+    'message:send store call in the server under load: p50 / p99 ms',
+    pair('lmdb', (r) => r.e2e.sendStore),
+    pair('sqlite', (r) => r.e2e.sendStore),
+    '',
+    '',
+    '',
+  ])
   const lossOf = (kind) => {
     const phases = [(r) => r.e2e, ...Object.keys(rounds[0][kind].store).map((id) => (r) => r.store[id])]
     const total = (pick) => phases.reduce((a, phase) => a + sum(kind, (r) => pick(phase(r))), 0)
@@ -564,9 +617,20 @@ function report(rounds, echo, startedAt, wallMs) {
     '0 lost',
     ll.lost + ll.other + sl.lost + sl.other === 0 ? 'yes' : 'no',
   ])
-  rows.push(['create-then-get by uuid: failed / done', `${ll.getFailures} / ${fmtInt(ll.acked)}`, `${sl.getFailures} / ${fmtInt(sl.acked)}`, '', '0 failed', ll.getFailures + sl.getFailures === 0 ? 'yes' : 'no'])
+  rows.push([
+    'create-then-get by uuid: failed / done',
+    `${ll.getFailures} / ${fmtInt(ll.acked)}`,
+    `${sl.getFailures} / ${fmtInt(sl.acked)}`,
+    '',
+    '0 failed',
+    ll.getFailures + sl.getFailures === 0 ? 'yes' : 'no',
+  ])
   const clean = ll.lost + ll.other + sl.lost + sl.other + ll.getFailures + sl.getFailures === 0
-  targets.push({ name: 'zero loss, order kept, every create-then-get succeeded', met: clean, value: `${ll.lost + sl.lost} lost, ${ll.getFailures + sl.getFailures} failed gets` })
+  targets.push({
+    name: 'zero loss, order kept, every create-then-get succeeded',
+    met: clean,
+    value: `${ll.lost + sl.lost} lost, ${ll.getFailures + sl.getFailures} failed gets`,
+  })
 
   const header = ['', 'LMDB', 'SQLite', 'LMDB/SQLite', 'target', 'met']
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
@@ -673,7 +737,9 @@ async function main() {
         result[kind] = { store, e2e }
         fs.rmSync(dir, { recursive: true, force: true })
         const runs = Object.values(store)
-        const s = runs.map((x) => `${fmtInt(x.perSecond)}/s at ${x.concurrency}${Object.keys(x.options).length ? ` ${JSON.stringify(x.options)}` : ''}`).join(', ')
+        const s = runs
+          .map((x) => `${fmtInt(x.perSecond)}/s at ${x.concurrency}${Object.keys(x.options).length ? ` ${JSON.stringify(x.options)}` : ''}`)
+          .join(', ')
         console.error(
           `round ${round + 1}/${ROUNDS} ${kind}: store ${s}; e2e ${fmtInt(e2e.perSecond)}/s; page p99 ${fmtMs(e2e.pageStore.p99)} ms (store), ${fmtMs(e2e.pageRoundTrip.p99)} ms (round trip); lost ${e2e.lost + runs.reduce((a, x) => a + x.lost, 0)}`,
         )

@@ -160,6 +160,7 @@ export const DEFAULT_PAGE_LIMIT = 100
 
 /** Ids of sessions, agents, messages, contexts and tasks: non-empty, no ':' or control chars. */
 function checkId(name, value) {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ids must not hold control characters
   if (typeof value !== 'string' || value.length === 0 || Buffer.byteLength(value) > MAX_ID_BYTES || /[:\u0000-\u001f\u007f]/.test(value)) {
     throw invalid(`${name} must be a non-empty string of at most ${MAX_ID_BYTES} UTF-8 bytes without ':' or control characters, got ${describe(value)}`)
   }
@@ -287,8 +288,26 @@ export function uuidV7() {
   b[7] = uuidSeq & 0xff
   b[8] = 0x80 | (b[8] & 0x3f)
   return (
-    HEX[b[0]] + HEX[b[1]] + HEX[b[2]] + HEX[b[3]] + '-' + HEX[b[4]] + HEX[b[5]] + '-' + HEX[b[6]] + HEX[b[7]] + '-' +
-    HEX[b[8]] + HEX[b[9]] + '-' + HEX[b[10]] + HEX[b[11]] + HEX[b[12]] + HEX[b[13]] + HEX[b[14]] + HEX[b[15]]
+    HEX[b[0]] +
+    HEX[b[1]] +
+    HEX[b[2]] +
+    HEX[b[3]] +
+    '-' +
+    HEX[b[4]] +
+    HEX[b[5]] +
+    '-' +
+    HEX[b[6]] +
+    HEX[b[7]] +
+    '-' +
+    HEX[b[8]] +
+    HEX[b[9]] +
+    '-' +
+    HEX[b[10]] +
+    HEX[b[11]] +
+    HEX[b[12]] +
+    HEX[b[13]] +
+    HEX[b[14]] +
+    HEX[b[15]]
   )
 }
 
@@ -726,9 +745,7 @@ function pageStatements(db, table, ownerColumn, idColumn, select) {
 function sqlitePage(statements, owner, o, keyOf) {
   const params = { owner, limit: o.limit + 1, skip: o.skip, createdAt: o.cursor?.createdAt, id: o.cursor?.id }
   const statement =
-    o.direction === 'asc'
-      ? o.cursor === null ? statements.asc : statements.ascAfter
-      : o.cursor === null ? statements.desc : statements.descBefore
+    o.direction === 'asc' ? (o.cursor === null ? statements.asc : statements.ascAfter) : o.cursor === null ? statements.desc : statements.descBefore
   if (o.cursor === null) {
     delete params.createdAt
     delete params.id
@@ -789,9 +806,7 @@ export class SqliteMessageStore {
       listAgents: p('SELECT data FROM agent_cards ORDER BY id').pluck(),
       putAgent: p('INSERT INTO agent_cards (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data'),
       getContext: p('SELECT data FROM shared_contexts WHERE id = ?').pluck(),
-      putContext: p(
-        'INSERT INTO shared_contexts (id, session_id, created_at, data) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data',
-      ),
+      putContext: p('INSERT INTO shared_contexts (id, session_id, created_at, data) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data'),
       listContexts: p('SELECT data FROM shared_contexts WHERE session_id = ? ORDER BY created_at, id').pluck(),
       getTask: p('SELECT data FROM a2a_tasks WHERE id = ?').pluck(),
       putTask: p('INSERT INTO a2a_tasks (id, data) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data'),

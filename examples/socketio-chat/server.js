@@ -43,7 +43,7 @@ function errorReply(error) {
  * @param {{ store: import('./message-store.js').MessageStore, port?: number, host?: string, timings?: boolean }} opts
  */
 export async function startServer({ store, port = 0, host = '127.0.0.1', timings = false }) {
-  const httpServer = http.createServer((req, res) => {
+  const httpServer = http.createServer((_req, res) => {
     res.writeHead(404).end()
   })
   const io = new Server(httpServer, { serveClient: false })
@@ -69,7 +69,10 @@ export async function startServer({ store, port = 0, host = '127.0.0.1', timings
       }
       if (timings) {
         let list = durations.get(event)
-        if (list === undefined) durations.set(event, (list = []))
+        if (list === undefined) {
+          list = []
+          durations.set(event, list)
+        }
         list.push(performance.now() - started)
       }
       reply(result)

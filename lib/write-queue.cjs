@@ -1,0 +1,247 @@
+'use strict'
+// Owns the write queue: encoding values and write ops into binary requests (the layout is the
+// protocol's, src/protocol.rs, read from the `layout` of init()), collecting the requests of
+// one event-loop turn into one flush to the store's writer thread, the pending tickets whose
+// promises settle after the commit, and the drain that commits pending writes at process exit.
+
+const { constants: BUFFER_LIMITS } = require('node:buffer')
+const { binding, setCompletionHandler, completionPort, L, hot, utf8Write } = require('./native.cjs')
+const { encodeMsgpack } = require('./msgpack-encode.cjs')
+const { codedError, describe } = require('./errors.cjs')
+
+// Field widths of the request layout; every offset is built from these and the layout.
+const U32_BYTES = 4
+const { OP_PUT, OP_FLAG_EXPIRY, OP_FLAG_UNDEFINED, OP_FLAG_MSGPACK, OP_FIXED_LEN } = L
+
+// A value is read back whole into JS (in entries(), a page with its key around it), so a
+// value of more bytes than the longest string V8 makes could be stored but perhaps never read.
+// The margin leaves room for the key of an entries() page.
+const MAX_VALUE_BYTES = BUFFER_LIMITS.MAX_STRING_LENGTH - 1024 * 1024
+
+/**
+ * The stored bytes of a value: `{ bytes, msgpack }`, MessagePack where it can carry the value
+ * with JSON's semantics, else JSON.stringify's UTF-8 text; undefined where JSON leaves the
+ * value out (undefined, functions, symbols).
+ */
+function encodeValue(value) {
+  let bytes
+  let msgpack = true
+  try {
+    bytes = encodeMsgpack(value)
+    if (bytes === null) {
+      msgpack = false
+      const json = JSON.stringify(value)
+      bytes = json === undefined ? undefined : Buffer.from(json, 'utf8')
+    }
+  } catch (cause) {
+    throw codedError(TypeError, 'ERR_INVALID_VALUE', `the value cannot be stored as JSON: ${cause.message}`, cause)
+  }
+  if (bytes === undefined) return undefined
+  if (bytes.length > MAX_VALUE_BYTES) {
+    throw codedError(
+      RangeError,
+      'ERR_INVALID_VALUE',
+      `the value takes ${bytes.length} bytes, more than the ${MAX_VALUE_BYTES} a read can turn back into a value`,
+    )
+  }
+  return { bytes, msgpack }
+}
+
+function expiryFor(ttlMs, now) {
+  if (ttlMs === undefined || ttlMs === null) return undefined
+  if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs)) {
+    throw codedError(TypeError, 'ERR_INVALID_TTL', `ttlMs must be a number of milliseconds, got ${describe(ttlMs)}`)
+  }
+  return now + ttlMs
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests: every write is one binary request; the requests made during one turn of the
+// event loop reach native code in one call, so a burst of writes costs one N-API call and
+// lands in one commit.
+
+const pending = new Map() // ticket -> { resolve, reject, handle, kind }
+let nextTicket = 1
+
+function onWritesDone(tickets, values, failures) {
+  let failed = null
+  if (failures.length > 0) {
+    failed = new Map()
+    for (let i = 0; i < failures.length; i += 2) failed.set(failures[i], failures[i + 1])
+  }
+  for (let i = 0; i < tickets.length; i++) {
+    const waiter = pending.get(tickets[i])
+    if (waiter === undefined) continue
+    pending.delete(tickets[i])
+    const error = failed === null ? undefined : failed.get(tickets[i])
+    if (error === undefined) waiter.resolve(waiter.kind === L.REQUEST_SWEEP ? values[i] : undefined)
+    else waiter.reject(error)
+    waiter.handle.writeSettled()
+  }
+  if (pending.size === 0) writerIdled()
+}
+setCompletionHandler(onWritesDone)
+
+// A flush: [u32 request count][request]...; each request starts with the header below.
+const FLUSH_HEADER_BYTES = U32_BYTES
+const REQUEST_HEADER_BYTES = L.REQUEST_HEADER_LEN
+// A burst of writes larger than this is handed to the writer thread in parts, as each part
+// fills, rather than all at the end of the turn: the writer then commits while JS is still
+// encoding the rest (1,000 sets of 10 KB values: settled ~40% sooner, measured). Smaller
+// bursts still go in one call and one commit.
+const EARLY_FLUSH_BYTES = 256 * 1024
+let flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
+let flushLength = FLUSH_HEADER_BYTES
+let flushTickets = []
+let flushScheduled = false
+
+// Lengths in a request are u32, and one Buffer holds the requests of a turn.
+const MAX_REQUEST_BYTES = Math.min(0xffffffff, BUFFER_LIMITS.MAX_LENGTH) - 1024 * 1024
+
+function reserveFlush(bytes) {
+  if (flushLength + bytes > MAX_REQUEST_BYTES) flushWrites() // send what is there first
+  const needed = flushLength + bytes
+  if (flushBuffer.length < needed) {
+    const bigger = Buffer.allocUnsafeSlow(Math.min(Math.max(needed, flushBuffer.length * 2), MAX_REQUEST_BYTES + 1024 * 1024))
+    flushBuffer.copy(bigger, 0, 0, flushLength)
+    flushBuffer = bigger
+  }
+  return flushBuffer
+}
+
+function flushWrites() {
+  flushScheduled = false
+  if (flushTickets.length === 0) return
+  const tickets = flushTickets
+  flushBuffer.writeUInt32LE(tickets.length, 0)
+  const bytes = flushBuffer.subarray(0, flushLength)
+  flushTickets = []
+  flushLength = FLUSH_HEADER_BYTES
+  try {
+    binding.enqueueRequests(bytes, completionPort)
+  } catch (error) {
+    // Only an internal fault gets here; fail the requests rather than leave them pending.
+    const failures = []
+    for (const ticket of tickets) failures.push(ticket, error)
+    onWritesDone(Uint32Array.from(tickets), new Float64Array(tickets.length), failures)
+  }
+  if (flushBuffer.length > 1024 * 1024) flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
+}
+
+/**
+ * Queues one request of `kind` (L.REQUEST_BATCH with `ops`, L.REQUEST_SWEEP with null) for
+ * the view's handle; the promise settles after its commit.
+ */
+function submit(kind, view, ops, now) {
+  const handle = view.handle
+  let bytes = REQUEST_HEADER_BYTES + (ops === null ? 0 : opsSize(view, ops, false))
+  // Past what one request may hold, count exactly: the bound may overstate threefold.
+  if (bytes > MAX_REQUEST_BYTES) bytes = REQUEST_HEADER_BYTES + opsSize(view, ops, true)
+  if (bytes > MAX_REQUEST_BYTES) {
+    throw codedError(RangeError, 'ERR_INVALID_VALUE', `a write of ${bytes} bytes is larger than the ${MAX_REQUEST_BYTES} one request may hold`)
+  }
+  const ticket = nextTicket
+  nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
+  const buf = reserveFlush(bytes)
+  // The header, field by field: handle, ticket, kind, now, payload length.
+  let at = buf.writeUInt32LE(handle.id, flushLength)
+  at = buf.writeUInt32LE(ticket, at)
+  buf[at++] = kind
+  at = buf.writeDoubleLE(now, at)
+  const payloadLenAt = at
+  const payloadStart = at + U32_BYTES
+  const end = ops === null ? payloadStart : writeOps(buf, payloadStart, view, ops)
+  buf.writeUInt32LE(end - payloadStart, payloadLenAt)
+  flushLength = end
+  flushTickets.push(ticket)
+  const writerIdle = pending.size === 0
+  if (writerIdle) writerBusied()
+  handle.inflight++
+  const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle, kind }))
+  if (writerIdle || flushLength >= EARLY_FLUSH_BYTES) {
+    flushWrites()
+  } else if (!flushScheduled) {
+    flushScheduled = true
+    queueMicrotask(flushWrites)
+  }
+  return settled
+}
+
+// Writes pending when the process exits. The event loop is kept alive while writes are pending
+// (holdLoop), so the end of a script waits for them; process.exit() and an uncaught exception
+// do not wait for the loop. Then the 'exit' hook below hands what JS still holds to the
+// writer thread and blocks until everything queued in this process is committed, as
+// level-cache's writes survive such an exit. The hook is attached only while writes are
+// pending, so it costs nothing to an idle cache and keeps no module copy alive (test runners
+// load the module afresh per file). In a worker thread 'exit' is the worker's exit: the same
+// hook commits that worker's writes before it ends; when the main thread exits the process,
+// writes a worker had already handed over are committed too (the drain covers every store of
+// the process), but those still in that worker's JS turn are lost.
+const EXIT_DRAIN_TIMEOUT_MS = 10_000
+
+function writerBusied() {
+  hot.holdLoop()
+  process.on('exit', commitBeforeExit)
+}
+
+function writerIdled() {
+  hot.releaseLoop()
+  process.off('exit', commitBeforeExit)
+}
+
+function commitBeforeExit() {
+  process.off('exit', commitBeforeExit)
+  try {
+    flushWrites()
+    binding.drainSync(EXIT_DRAIN_TIMEOUT_MS)
+  } catch {
+    // Exiting: nothing is left to report a failure to.
+  }
+}
+
+/**
+ * An upper bound of the bytes writeOps encodes for `ops` (the op count included). Each op is
+ * counted at OP_FIXED_LEN, as if it had an expiry and a value length, though a del writes
+ * 6 fixed bytes (14 with an expiry) and a put 10 (18); a key is counted at 3 UTF-8 bytes per
+ * UTF-16 unit, or with `exact` at its UTF-8 length (that walks every key: for huge writes only).
+ */
+function opsSize(view, ops, exact) {
+  let bytes = U32_BYTES
+  for (const op of ops) {
+    const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
+    bytes += OP_FIXED_LEN + prefix.length + textSize(op.key, exact) + (op.value === undefined ? 0 : op.value.bytes.length)
+  }
+  return bytes
+}
+
+const textSize = (text, exact) => (exact ? Buffer.byteLength(text) : text.length * 3)
+
+/** Encodes ops ({kind, key, value, expiry}) for the view into buf at off; returns the end. */
+function writeOps(buf, off, view, ops) {
+  off = buf.writeUInt32LE(ops.length, off)
+  for (const op of ops) {
+    const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
+    let flags = 0
+    if (op.expiry !== undefined) flags |= OP_FLAG_EXPIRY
+    if (op.kind === OP_PUT && op.value === undefined) flags |= OP_FLAG_UNDEFINED
+    if (op.kind === OP_PUT && op.value !== undefined && op.value.msgpack) flags |= OP_FLAG_MSGPACK
+    buf[off++] = op.kind
+    buf[off++] = flags
+    if (op.expiry !== undefined) off = buf.writeDoubleLE(op.expiry, off)
+    const keyLenAt = off
+    off += U32_BYTES
+    if (prefix.length > 0) buf.set(prefix, off)
+    const keyLen = prefix.length + utf8Write(buf, op.key, off + prefix.length)
+    buf.writeUInt32LE(keyLen, keyLenAt)
+    off += keyLen
+    if (op.kind === OP_PUT && op.value !== undefined) {
+      const bytes = op.value.bytes
+      off = buf.writeUInt32LE(bytes.length, off)
+      buf.set(bytes, off)
+      off += bytes.length
+    }
+  }
+  return off
+}
+
+module.exports = { encodeValue, expiryFor, submit }
