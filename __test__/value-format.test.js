@@ -171,3 +171,40 @@ test('deep nesting, long strings and values past the scratch buffer round-trip',
     await checkRoundTrips(open, [deepArray, deepObject, longText, { longText }, big, nested127, [longText, 'a\ud800']])
   })
 })
+
+test('a toJSON or ttlMs getter that writes to a cache leaves the value being encoded intact', async () => {
+  await withCache(async (_dir, open) => {
+    const cache = await open()
+    try {
+      const inner = { z: 'inner value', n: [1, 2, 3] }
+      // The nested set runs in the middle of the outer value's encoding, and again between
+      // reading the options and encoding.
+      const outer = {
+        a: 'before the nested write',
+        b: {
+          toJSON() {
+            cache.set('from-toJSON', inner)
+            return 'B'
+          },
+        },
+        c: 'x'.repeat(5000),
+      }
+      const opts = {
+        get ttlMs() {
+          cache.set('from-getter', { deep: { inner } })
+          return undefined
+        },
+      }
+      await cache.set('outer', outer, opts)
+      await cache.set('outer-batch', outer)
+      await cache.batch([{ type: 'put', key: 'outer-in-batch', value: outer }])
+      for (const key of ['outer', 'outer-batch', 'outer-in-batch']) {
+        assert.deepStrictEqual(await cache.get(key), { a: 'before the nested write', b: 'B', c: 'x'.repeat(5000) }, key)
+      }
+      assert.deepStrictEqual(await cache.get('from-toJSON'), inner)
+      assert.deepStrictEqual(await cache.get('from-getter'), { deep: { inner } })
+    } finally {
+      await cache.close()
+    }
+  })
+})

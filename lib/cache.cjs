@@ -54,8 +54,10 @@ class HandleState {
 function setValue(view, key, value, opts) {
   checkKey(key)
   checkOpen(view.handle)
-  const encoded = encodeValue(value)
+  // ttlMs is read first: a getter's code runs before the value's encoded bytes exist.
   const ttlMs = (opts === undefined || opts === null ? undefined : opts.ttlMs) ?? view.handle.defaultTtlMs
+  // Transient: nothing encodes another value before submit() copies these bytes.
+  const encoded = encodeValue(value, true)
   const expiry = expiryFor(ttlMs, Date.now())
   return submit(REQUEST_BATCH, view, [{ kind: OP_PUT, key, value: encoded, expiry }], 0)
 }

@@ -21,13 +21,14 @@ const MAX_VALUE_BYTES = BUFFER_LIMITS.MAX_STRING_LENGTH - 1024 * 1024
 /**
  * The stored bytes of a value: `{ bytes, msgpack }`, MessagePack where it can carry the value
  * with JSON's semantics, else JSON.stringify's UTF-8 text; undefined where JSON leaves the
- * value out (undefined, functions, symbols).
+ * value out (undefined, functions, symbols). With `transient`, `bytes` may be the encoder's
+ * own buffer: valid only until the next encodeValue, so only for a write submitted at once.
  */
-function encodeValue(value) {
+function encodeValue(value, transient = false) {
   let bytes
   let msgpack = true
   try {
-    bytes = encodeMsgpack(value)
+    bytes = encodeMsgpack(value, transient)
     if (bytes === null) {
       msgpack = false
       const json = JSON.stringify(value)
