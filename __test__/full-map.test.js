@@ -2,7 +2,7 @@
 // bounded transactions when one would not fit), the map's delete reserve is never taken by
 // puts, and the map never exceeds maxMapSize by more than that reserve.
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -149,6 +149,70 @@ test('on a full disk, sweepExpired() and a batch of 500 deletes succeed after pu
     assert.equal(await cache.has(keys[0]), false)
     assert.equal(await cache.get(`k${written - 1}`), VALUE)
     assert.equal((await cacheStats(cache)).entries, written / 2 - 500)
+  } finally {
+    await cache?.close()
+    if (mounted) spawnSync('umount', [mount], { stdio: 'ignore' })
+    fs.rmSync(mount, { recursive: true, force: true })
+  }
+})
+
+test('on a disk filled to its last byte by two processes and another program, single deletes succeed', { timeout: 180_000 }, async (t) => {
+  const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-full-disk-'))
+  let mounted = false
+  let cache
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mount], { stdio: 'ignore' }).status !== 0) {
+      t.skip('cannot mount a tmpfs here (needs root and mount permission): full-disk behaviour not tested')
+      return
+    }
+    mounted = true
+    const dir = path.join(mount, 'cache')
+    cache = await openLmdbCache({ path: dir })
+    // Another process fills the same directory at the same time, batches then single sets.
+    const index = new URL('../index.js', import.meta.url).href
+    const peer = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { openLmdbCache } from ${JSON.stringify(index)}
+         const cache = await openLmdbCache({ path: ${JSON.stringify(dir)} })
+         let n = 0
+         try { for (;;) { await cache.batch(Array.from({ length: 20 }, (_, j) => ({ type: 'put', key: 'peer' + (n + j), value: 'p'.repeat(1500) }))); n += 20 } } catch {}
+         try { for (;;) await cache.set('peer-s' + n++, 'p') } catch (e) { console.log(e.code) }
+         await cache.close()`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    let peerSaid = ''
+    peer.stdout.on('data', (d) => {
+      peerSaid += d
+    })
+    const peerExit = new Promise((resolve) => peer.on('exit', resolve))
+    const { written, error } = await fill(cache, { ttlMs: 3_600_000 })
+    assert.ok(['ERR_DISK_FULL', 'ERR_IO'].includes(error.code), `${error.code}: ${error.message}`)
+    assert.equal(await peerExit, 0)
+    assert.match(peerSaid, /ERR_DISK_FULL|ERR_IO/)
+    for (let i = 0; ; i++) {
+      try {
+        await cache.set(`s${i}`, 's')
+      } catch {
+        break
+      }
+    }
+    // Another program takes every byte that is left.
+    const filler = fs.openSync(path.join(mount, 'filler'), 'w')
+    const block = Buffer.alloc(4096)
+    assert.throws(() => {
+      for (;;) fs.writeSync(filler, block)
+    }, /ENOSPC/)
+    fs.closeSync(filler)
+    for (const key of ['k0', `k${Math.floor(written / 2)}`, 'peer0', `k${written - 1}`]) {
+      await cache.del(key)
+      assert.equal(await cache.has(key), false, key)
+    }
+    assert.equal(await cache.get('k1'), VALUE)
+    assert.equal((await cacheStats(cache)).entries > written, true)
   } finally {
     await cache?.close()
     if (mounted) spawnSync('umount', [mount], { stdio: 'ignore' })

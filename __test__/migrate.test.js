@@ -181,7 +181,7 @@ test('migrates 50k entries: every live entry with the same value and expiry; the
 
   await assertHolds(dest, expected)
   assert.deepEqual(fingerprint(sourceDir), before, 'the source directory changed')
-  assert.deepEqual(fs.readdirSync(dest).sort(), ['data.mdb', 'lock.mdb'], 'nothing left behind')
+  assert.deepEqual(fs.readdirSync(dest).sort(), ['data.mdb', 'disk-reserve', 'lock.mdb'], 'nothing left behind')
 
   // Through the Cache API with namespaces, as the application will read it.
   const cache = await openLmdbCache({ path: dest, namespace: 'users' })
@@ -360,7 +360,7 @@ test('a migration killed mid-way (SIGKILL) completes when run again', { timeout:
   const rerun = await cli(['migrate', '--from', sourceDir, '--to', dest, '--verify'])
   assert.equal(rerun.code, 0, rerun.stderr)
   assert.match(rerun.stdout, /verify: OK/)
-  assert.deepEqual(fs.readdirSync(dest).sort(), ['data.mdb', 'lock.mdb'])
+  assert.deepEqual(fs.readdirSync(dest).sort(), ['data.mdb', 'disk-reserve', 'lock.mdb'])
   await assertHolds(dest, expected)
   assert.deepEqual(fingerprint(sourceDir), before, 'the source directory changed')
 })

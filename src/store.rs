@@ -82,6 +82,11 @@ pub struct ExpiredEntry {
 }
 
 impl Store {
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens (creating if needed) the environment in the existing directory `path`.
     pub fn open(path: &Path, opts: &StoreOptions) -> CacheResult<Store> {
         let mut builder = EnvOpenOptions::new().read_txn_without_tls();

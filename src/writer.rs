@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::batch::{parse_batch, Op};
 use crate::codec;
+use crate::disk_reserve::DiskReserve;
 use crate::error::{CacheError, CacheResult};
 use crate::keys::StoredKey;
 use crate::record::{self, Payload, Record};
@@ -236,8 +237,11 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
     std::thread::Builder::new()
         .name("lmdb-cache-writer".into())
         .spawn(move || {
+            let reserve = DiskReserve::new(store.dir());
             let mut writer = Writer {
                 store,
+                reserve,
+                reserve_missing: false,
                 flags_for: None,
                 unsynced: false,
                 scratch: Vec::new(),
@@ -246,9 +250,14 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
                 shaped: Vec::new(),
                 transcoded: Vec::new(),
             };
+            writer.reserve_missing = !writer.reserve.ensure();
             while let Some(group) = queue.take() {
                 let results = writer.commit_catching(&group);
                 deliver(group, results);
+                if writer.reserve_missing {
+                    // Rate-limited inside: a full device is tried again every few seconds.
+                    writer.reserve_missing = !writer.reserve.ensure();
+                }
             }
             if writer.unsynced {
                 // Closing: make commits done without a full fsync durable now. A failure here
@@ -260,6 +269,10 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
 
 struct Writer {
     store: Arc<Store>,
+    /// Disk space given up when a delete cannot commit on a full device (see `disk_reserve`).
+    reserve: DiskReserve,
+    /// This writer found the reserve absent (or gave it up) and has not made it again.
+    reserve_missing: bool,
     /// The durability the env flags are currently set for.
     flags_for: Option<Durability>,
     /// Some commit since the last full sync skipped an fsync.
@@ -434,6 +447,11 @@ impl Writer {
                 Err(Failure::Request(e)) => return Err(e),
             };
             if size == 1 {
+                // Not even one delete fits on the device: give up the disk reserve for it.
+                if self.reserve.release() {
+                    self.reserve_missing = true;
+                    continue;
+                }
                 return Err(full);
             }
             size /= 2;
