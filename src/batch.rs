@@ -146,3 +146,6 @@ pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
     }
     Ok(requests)
 }
+
+#[cfg(test)]
+mod tests;
