@@ -38,7 +38,7 @@ function createValueDecoders(protocol, textOf, loadShapes) {
     return unpackr.unpack(buf, range)
   }
 
-  const { VALUE_JSON, PAGE_FLAG_DONE, PAGE_COUNT_AT, PAGE_BODY_LEN_AT, PAGE_JSON_COUNT_AT, PAGE_HEADER_LEN } = protocol
+  const { VALUE_JSON, PAGE_FLAG_DONE, PAGE_COUNT_AT, PAGE_BODY_LEN_AT, PAGE_JSON_COUNT_AT, PAGE_HEADER_LEN, PAGE_JSON_INDEX_LEN } = protocol
 
   /** A value of `kind` (VALUE_*) in buf[start, end); `ascii` only matters for JSON. */
   function decodeValue(buf, start, end, kind, ascii) {
@@ -56,7 +56,7 @@ function createValueDecoders(protocol, textOf, loadShapes) {
     const bodyStart = start + PAGE_HEADER_LEN
     const bodyEnd = bodyStart + buf.readUInt32LE(start + PAGE_BODY_LEN_AT)
     const jsonCount = buf.readUInt32LE(start + PAGE_JSON_COUNT_AT)
-    const cursorStart = bodyEnd + 4 * jsonCount
+    const cursorStart = bodyEnd + PAGE_JSON_INDEX_LEN * jsonCount
     // A copy: the page may sit in the scratch buffer, which the next native call reuses.
     scan.after = cursorStart < end ? Buffer.from(buf.subarray(cursorStart, end)) : null
     scan.lastPage = (flags & PAGE_FLAG_DONE) === PAGE_FLAG_DONE
@@ -65,7 +65,7 @@ function createValueDecoders(protocol, textOf, loadShapes) {
       throw new Error(`an entries page holds ${Array.isArray(pairs) ? pairs.length : 'no'} pairs, not ${count}`)
     }
     for (let i = 0; i < jsonCount; i++) {
-      const pair = pairs[buf.readUInt32LE(bodyEnd + 4 * i)]
+      const pair = pairs[buf.readUInt32LE(bodyEnd + PAGE_JSON_INDEX_LEN * i)]
       pair[1] = JSON.parse(pair[1])
     }
     return pairs

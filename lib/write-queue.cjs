@@ -9,9 +9,7 @@ const { binding, setCompletionHandler, completionPort, L, hot, utf8Write } = req
 const { encodeMsgpack } = require('./msgpack-encode.cjs')
 const { codedError, describe } = require('./errors.cjs')
 
-// Field widths of the request layout; every offset is built from these and the layout.
-const U32_BYTES = 4
-const { OP_PUT, OP_FLAG_EXPIRY, OP_FLAG_UNDEFINED, OP_FLAG_MSGPACK, OP_FIXED_LEN } = L
+const { OP_PUT, OP_FLAG_EXPIRY, OP_FLAG_UNDEFINED, OP_FLAG_MSGPACK, OP_FIXED_LEN, U32_LEN } = L
 
 // A value is read back whole into JS (in entries(), a page with its key around it), so a
 // value of more bytes than the longest string V8 makes could be stored but perhaps never read.
@@ -83,16 +81,15 @@ function onWritesDone(tickets, values, failures) {
 }
 setCompletionHandler(onWritesDone)
 
-// A flush: [u32 request count][request]...; each request starts with the header below.
-const FLUSH_HEADER_BYTES = U32_BYTES
-const REQUEST_HEADER_BYTES = L.REQUEST_HEADER_LEN
+// A flush: [u32 request count][request]...; each request starts with a header.
+const { FLUSH_HEADER_LEN, REQUEST_HEADER_LEN } = L
 // A burst of writes larger than this is handed to the writer thread in parts, as each part
 // fills, rather than all at the end of the turn: the writer then commits while JS is still
 // encoding the rest (1,000 sets of 10 KB values: settled ~40% sooner, measured). Smaller
 // bursts still go in one call and one commit.
 const EARLY_FLUSH_BYTES = 256 * 1024
 let flushBuffer = Buffer.allocUnsafeSlow(256 * 1024)
-let flushLength = FLUSH_HEADER_BYTES
+let flushLength = FLUSH_HEADER_LEN
 let flushTickets = []
 let flushScheduled = false
 
@@ -117,7 +114,7 @@ function flushWrites() {
   flushBuffer.writeUInt32LE(tickets.length, 0)
   const bytes = flushBuffer.subarray(0, flushLength)
   flushTickets = []
-  flushLength = FLUSH_HEADER_BYTES
+  flushLength = FLUSH_HEADER_LEN
   try {
     binding.enqueueRequests(bytes, completionPort)
   } catch (error) {
@@ -135,24 +132,23 @@ function flushWrites() {
  */
 function submit(kind, view, ops, now) {
   const handle = view.handle
-  let bytes = REQUEST_HEADER_BYTES + (ops === null ? 0 : opsSize(view, ops, false))
+  let bytes = REQUEST_HEADER_LEN + (ops === null ? 0 : opsSize(view, ops, false))
   // Past what one request may hold, count exactly: the bound may overstate threefold.
-  if (bytes > MAX_REQUEST_BYTES) bytes = REQUEST_HEADER_BYTES + opsSize(view, ops, true)
+  if (bytes > MAX_REQUEST_BYTES) bytes = REQUEST_HEADER_LEN + opsSize(view, ops, true)
   if (bytes > MAX_REQUEST_BYTES) {
     throw codedError(RangeError, 'ERR_INVALID_VALUE', `a write of ${bytes} bytes is larger than the ${MAX_REQUEST_BYTES} one request may hold`)
   }
   const ticket = nextTicket
   nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
   const buf = reserveFlush(bytes)
-  // The header, field by field: handle, ticket, kind, now, payload length.
-  let at = buf.writeUInt32LE(handle.id, flushLength)
-  at = buf.writeUInt32LE(ticket, at)
-  buf[at++] = kind
-  at = buf.writeDoubleLE(now, at)
-  const payloadLenAt = at
-  const payloadStart = at + U32_BYTES
+  const start = flushLength
+  buf.writeUInt32LE(handle.id, start + L.REQUEST_HANDLE_AT)
+  buf.writeUInt32LE(ticket, start + L.REQUEST_TICKET_AT)
+  buf[start + L.REQUEST_KIND_AT] = kind
+  buf.writeDoubleLE(now, start + L.REQUEST_NOW_AT)
+  const payloadStart = start + REQUEST_HEADER_LEN
   const end = ops === null ? payloadStart : writeOps(buf, payloadStart, view, ops)
-  buf.writeUInt32LE(end - payloadStart, payloadLenAt)
+  buf.writeUInt32LE(end - payloadStart, start + L.REQUEST_PAYLOAD_LEN_AT)
   flushLength = end
   flushTickets.push(ticket)
   const writerIdle = pending.size === 0
@@ -207,7 +203,7 @@ function commitBeforeExit() {
  * UTF-16 unit, or with `exact` at its UTF-8 length (that walks every key: for huge writes only).
  */
 function opsSize(view, ops, exact) {
-  let bytes = U32_BYTES
+  let bytes = L.BATCH_HEADER_LEN
   for (const op of ops) {
     const prefix = op.prefix === undefined ? view.prefixBytes : op.prefix
     bytes += OP_FIXED_LEN + prefix.length + textSize(op.key, exact) + (op.value === undefined ? 0 : op.value.bytes.length)
@@ -230,7 +226,7 @@ function writeOps(buf, off, view, ops) {
     buf[off++] = flags
     if (op.expiry !== undefined) off = buf.writeDoubleLE(op.expiry, off)
     const keyLenAt = off
-    off += U32_BYTES
+    off += U32_LEN
     if (prefix.length > 0) buf.set(prefix, off)
     const keyLen = prefix.length + utf8Write(buf, op.key, off + prefix.length)
     buf.writeUInt32LE(keyLen, keyLenAt)

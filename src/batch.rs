@@ -8,7 +8,7 @@
 use crate::error::{CacheError, CacheResult};
 use crate::protocol::{
     OP_DEL, OP_FLAG_EXPIRY, OP_FLAG_MSGPACK, OP_FLAG_UNDEFINED, OP_PUT, REQUEST_BATCH,
-    REQUEST_HEADER_LEN, REQUEST_SWEEP,
+    REQUEST_HEADER_LEN, REQUEST_SWEEP, U32_LEN,
 };
 use crate::record::{expiry_from_js, Payload};
 
@@ -95,7 +95,7 @@ impl<'a> Reader<'a> {
     }
     fn u32(&mut self) -> CacheResult<u32> {
         Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
+            self.take(U32_LEN)?.try_into().expect("4 bytes"),
         ))
     }
     fn f64(&mut self) -> CacheResult<f64> {
@@ -146,3 +146,6 @@ pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
     }
     Ok(requests)
 }
+
+#[cfg(test)]
+mod tests;

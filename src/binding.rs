@@ -406,7 +406,7 @@ pub fn entries_page(
             0
         };
         let put_u32 = |out: &mut Vec<u8>, at: usize, n: usize| {
-            out[at..at + 4].copy_from_slice(&(n as u32).to_le_bytes())
+            out[at..at + U32_LEN].copy_from_slice(&(n as u32).to_le_bytes())
         };
         put_u32(&mut out, PAGE_COUNT_AT, count);
         put_u32(&mut out, PAGE_BODY_LEN_AT, body_len);

@@ -418,4 +418,110 @@ mod tests {
         assert_eq!(fnv1a_128(b""), 0x6c62272e07bb014262b821756295c58d);
         assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
     }
+
+    // Properties over generated keys (strategies: crate::test_strategies).
+
+    use crate::test_strategies::{byte, bytes};
+    use proptest::prelude::*;
+
+    fn check_classify(stored: &[u8]) -> Result<(), TestCaseError> {
+        match classify(stored) {
+            Some(StoredKind::Direct(k)) => {
+                prop_assert!(k.len() <= DIRECT_KEY_MAX);
+                prop_assert_eq!(stored.len(), k.len() + 1);
+                prop_assert_eq!(&stored[..k.len()], k);
+                prop_assert_eq!(stored[k.len()], 0x00);
+                let again = StoredKey::encode(k);
+                prop_assert_eq!(again.as_bytes(), stored);
+            }
+            Some(StoredKind::Long) => {
+                prop_assert_eq!(stored.len(), LONG_KEY_LEN);
+                prop_assert_eq!(stored[DIRECT_KEY_MAX], 0xff);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// A change near `base`: one byte replaced, a cut, or bytes appended.
+    #[derive(Debug, Clone)]
+    enum Neighbour {
+        Replace(prop::sample::Index, u8),
+        Cut(prop::sample::Index),
+        Append(Vec<u8>),
+    }
+
+    fn neighbour() -> impl Strategy<Value = Neighbour> {
+        prop_oneof![
+            (any::<prop::sample::Index>(), byte()).prop_map(|(at, b)| Neighbour::Replace(at, b)),
+            any::<prop::sample::Index>().prop_map(Neighbour::Cut),
+            proptest::collection::vec(byte(), 1..=600).prop_map(Neighbour::Append),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(6_000))]
+
+        /// Any bytes met in the database: classified or refused, never a panic, and what is
+        /// classified agrees with the encoder. Bytes that look like either form (a final 0x00,
+        /// a 0xFF marker) are drawn often.
+        #[test]
+        fn classify_never_panics_and_agrees_with_the_encoder(
+            mut stored in bytes(2048),
+            terminate in any::<bool>(),
+            mark in any::<bool>(),
+        ) {
+            if terminate && !stored.is_empty() {
+                *stored.last_mut().unwrap() = 0x00;
+            }
+            if mark && stored.len() > DIRECT_KEY_MAX {
+                stored[DIRECT_KEY_MAX] = 0xff;
+            }
+            check_classify(&stored)?;
+        }
+
+        #[test]
+        fn any_full_key_encodes_to_a_storable_key_that_classifies_back(
+            full in bytes(4096),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let stored = StoredKey::encode(&full);
+            prop_assert!(!stored.as_bytes().is_empty() && stored.as_bytes().len() <= 511);
+            match classify(stored.as_bytes()) {
+                Some(StoredKind::Direct(k)) => prop_assert_eq!(k, &full[..]),
+                Some(StoredKind::Long) => {
+                    prop_assert!(full.len() > DIRECT_KEY_MAX);
+                    prop_assert!(stored.is_long());
+                }
+                None => prop_assert!(false, "our own stored key of a {}-byte key is not recognised", full.len()),
+            }
+            // Every key with a given prefix is found by the prefix scan.
+            let cut = cut.index(full.len() + 1);
+            prop_assert!(stored.as_bytes().starts_with(&scan_start(&full[..cut])));
+        }
+
+        /// Stored order is full-key order, except between two long keys sharing their first
+        /// DIRECT_KEY_MAX bytes (which must still differ).
+        #[test]
+        fn stored_key_order_follows_full_key_order(base in bytes(600), change in neighbour()) {
+            let mut other = base.clone();
+            match change {
+                Neighbour::Replace(at, b) if !other.is_empty() => {
+                    let i = at.index(other.len());
+                    other[i] = b;
+                }
+                Neighbour::Cut(at) => other.truncate(at.index(other.len() + 1)),
+                Neighbour::Append(extra) => other.extend_from_slice(&extra),
+                Neighbour::Replace(..) => {}
+            }
+            let (a, b) = (StoredKey::encode(&base), StoredKey::encode(&other));
+            let both_long_same_prefix =
+                a.is_long() && b.is_long() && base[..DIRECT_KEY_MAX] == other[..DIRECT_KEY_MAX];
+            if !both_long_same_prefix {
+                prop_assert_eq!(base.cmp(&other), a.as_bytes().cmp(b.as_bytes()));
+            } else if base != other {
+                prop_assert_ne!(a.as_bytes(), b.as_bytes(), "distinct long keys share a slot");
+            }
+        }
+    }
 }

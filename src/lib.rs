@@ -15,12 +15,12 @@ mod disk_reserve;
 mod error;
 mod keys;
 mod meta_check;
-#[cfg(test)]
-mod proptests;
 mod protocol;
 mod record;
 mod registry;
 mod shapes;
 mod store;
+#[cfg(test)]
+mod test_strategies;
 mod verify;
 mod writer;

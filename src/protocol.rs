@@ -46,7 +46,20 @@ pub const LOOKUP_FOUND_UNDEFINED: i32 = 2;
 pub const LOOKUP_FOUND_LARGE: i32 = 3;
 pub const LOOKUP_FAILED: i32 = -1;
 
-/// Flush requests: the header before each payload, and the kinds.
+/// The width of every count and length field (all u32 LE): a flush's request count, a
+/// request's payload length, a batch's op count, an op's key and value lengths, an entries
+/// page's JSON value indexes.
+pub const U32_LEN: usize = 4;
+
+/// A flush: the request count before the requests.
+pub const FLUSH_HEADER_LEN: usize = U32_LEN;
+/// Flush requests: the offsets of the header's fields from the request's start, the header
+/// before each payload, and the kinds.
+pub const REQUEST_HANDLE_AT: usize = 0;
+pub const REQUEST_TICKET_AT: usize = 4;
+pub const REQUEST_KIND_AT: usize = 8;
+pub const REQUEST_NOW_AT: usize = 9;
+pub const REQUEST_PAYLOAD_LEN_AT: usize = 17;
 pub const REQUEST_HEADER_LEN: usize = 21;
 pub const REQUEST_BATCH: u8 = 0;
 pub const REQUEST_SWEEP: u8 = 1;
@@ -59,6 +72,8 @@ pub const OP_FLAG_UNDEFINED: u8 = 2;
 /// The value bytes are MessagePack (encoded by lib/msgpack-encode.cjs), not JSON text.
 pub const OP_FLAG_MSGPACK: u8 = 4;
 pub const OP_FIXED_LEN: usize = 18;
+/// A batch payload: the op count before the ops.
+pub const BATCH_HEADER_LEN: usize = U32_LEN;
 
 /// Entries pages and count chunks.
 pub const PAGE_FLAG_DONE: u8 = 1;
@@ -66,6 +81,8 @@ pub const PAGE_COUNT_AT: usize = 1;
 pub const PAGE_BODY_LEN_AT: usize = 5;
 pub const PAGE_JSON_COUNT_AT: usize = 9;
 pub const PAGE_HEADER_LEN: usize = 13;
+/// The bytes of one index in an entries page's list of JSON values.
+pub const PAGE_JSON_INDEX_LEN: usize = U32_LEN;
 pub const COUNT_HEADER_LEN: usize = 5;
 
 /// Every number above, by name, as `init()` gives them to JS.
@@ -91,6 +108,13 @@ pub const EXPORTED: &[(&str, i64)] = &[
     ("LOOKUP_FOUND_UNDEFINED", LOOKUP_FOUND_UNDEFINED as i64),
     ("LOOKUP_FOUND_LARGE", LOOKUP_FOUND_LARGE as i64),
     ("LOOKUP_FAILED", LOOKUP_FAILED as i64),
+    ("U32_LEN", U32_LEN as i64),
+    ("FLUSH_HEADER_LEN", FLUSH_HEADER_LEN as i64),
+    ("REQUEST_HANDLE_AT", REQUEST_HANDLE_AT as i64),
+    ("REQUEST_TICKET_AT", REQUEST_TICKET_AT as i64),
+    ("REQUEST_KIND_AT", REQUEST_KIND_AT as i64),
+    ("REQUEST_NOW_AT", REQUEST_NOW_AT as i64),
+    ("REQUEST_PAYLOAD_LEN_AT", REQUEST_PAYLOAD_LEN_AT as i64),
     ("REQUEST_HEADER_LEN", REQUEST_HEADER_LEN as i64),
     ("REQUEST_BATCH", REQUEST_BATCH as i64),
     ("REQUEST_SWEEP", REQUEST_SWEEP as i64),
@@ -100,11 +124,13 @@ pub const EXPORTED: &[(&str, i64)] = &[
     ("OP_FLAG_UNDEFINED", OP_FLAG_UNDEFINED as i64),
     ("OP_FLAG_MSGPACK", OP_FLAG_MSGPACK as i64),
     ("OP_FIXED_LEN", OP_FIXED_LEN as i64),
+    ("BATCH_HEADER_LEN", BATCH_HEADER_LEN as i64),
     ("PAGE_FLAG_DONE", PAGE_FLAG_DONE as i64),
     ("PAGE_COUNT_AT", PAGE_COUNT_AT as i64),
     ("PAGE_BODY_LEN_AT", PAGE_BODY_LEN_AT as i64),
     ("PAGE_JSON_COUNT_AT", PAGE_JSON_COUNT_AT as i64),
     ("PAGE_HEADER_LEN", PAGE_HEADER_LEN as i64),
+    ("PAGE_JSON_INDEX_LEN", PAGE_JSON_INDEX_LEN as i64),
     ("COUNT_HEADER_LEN", COUNT_HEADER_LEN as i64),
 ];
 
@@ -127,6 +153,15 @@ mod tests {
             4 + 4 + 1 + 8 + 4,
             "handle, ticket, kind, now, payload length"
         );
+        // Each header field starts where the one before it ends.
+        assert_eq!(REQUEST_TICKET_AT, REQUEST_HANDLE_AT + U32_LEN);
+        assert_eq!(REQUEST_KIND_AT, REQUEST_TICKET_AT + U32_LEN);
+        assert_eq!(REQUEST_NOW_AT, REQUEST_KIND_AT + 1);
+        assert_eq!(REQUEST_PAYLOAD_LEN_AT, REQUEST_NOW_AT + 8);
+        assert_eq!(REQUEST_HEADER_LEN, REQUEST_PAYLOAD_LEN_AT + U32_LEN);
+        assert_eq!(PAGE_BODY_LEN_AT, PAGE_COUNT_AT + U32_LEN);
+        assert_eq!(PAGE_JSON_COUNT_AT, PAGE_BODY_LEN_AT + U32_LEN);
+        assert_eq!(COUNT_HEADER_LEN, PAGE_COUNT_AT + U32_LEN);
         assert_eq!(OP_FIXED_LEN, 1 + 1 + 8 + 4 + 4);
         assert_eq!(PAGE_HEADER_LEN, PAGE_JSON_COUNT_AT + 4);
     }

@@ -507,6 +507,23 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// Any double JS may send as an expiry is accepted: NaN and +Infinity are no expiry,
+        /// anything else whole milliseconds at or after it (0 for the past, at most 2^64).
+        #[test]
+        fn expiry_from_js_accepts_any_double(bits in any::<u64>()) {
+            let ms = f64::from_bits(bits);
+            match expiry_from_js(ms) {
+                None => prop_assert!(ms.is_nan() || ms == f64::INFINITY),
+                Some(x) if ms > 0.0 && ms < u64::MAX as f64 => prop_assert!(x as f64 >= ms),
+                Some(x) if ms <= 0.0 => prop_assert_eq!(x, 0),
+                Some(x) => prop_assert_eq!(x, u64::MAX),
+            }
+        }
+    }
+
+    proptest! {
         #[test]
         fn every_record_round_trips(parts in any_record()) {
             let r = build(&parts);
