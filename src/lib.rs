@@ -1,6 +1,6 @@
 //! Native core of `@promethean/lmdb-cache`.
 //!
-//! The pure-Rust core (`keys`, `record`, `shapes`, `store`, `batch`, `writer`, `registry`,
+//! The pure-Rust core (`keys`, `record`, `shapes`, `store`, `batch`, `writer`, `lease`, `registry`,
 //! `error`, `meta_check`, `verify`) knows nothing of N-API and is tested with `cargo test`;
 //! `binding` is the thin napi layer over it.
 
@@ -13,6 +13,7 @@ mod binding;
 mod codec;
 mod error;
 mod keys;
+mod lease;
 mod meta_check;
 #[cfg(test)]
 mod proptests;

@@ -319,7 +319,10 @@ fn check_batch(bytes: &[u8]) {
                         assert!(is_subslice(j, bytes));
                     }
                 }
-                Op::Del { full_key } => assert!(is_subslice(full_key, bytes)),
+                Op::Del { full_key }
+                | Op::DelLive { full_key }
+                | Op::LeaseTake { full_key, .. }
+                | Op::LeaseDrop { full_key, .. } => assert!(is_subslice(full_key, bytes)),
             }
         }
         // Each op takes at least 6 bytes: a declared count cannot exceed what is there.
@@ -358,6 +361,7 @@ fn parse_batch_round_trips_what_js_encodes() {
                     assert!(!want.put);
                     assert_eq!(*full_key, &want.key[..]);
                 }
+                other => panic!("only puts and deletes were encoded, got {other:?}"),
             }
         }
         // Every strict prefix is refused (ops are self-delimiting), as is any extra byte.
