@@ -107,7 +107,17 @@ test('getMany() returns one value per key from one snapshot, undefined where the
     await sleep(5)
     const keys = ['obj', 'missing', 'str', 'proto', 'old', 'undef', 'null', long, 'obj']
     const values = await view.getMany(keys)
-    assert.deepEqual(values, [{ a: 1, b: [true, null] }, undefined, 'text', JSON.parse('{"__proto__":{"x":1}}'), undefined, undefined, null, 'long key', { a: 1, b: [true, null] }])
+    assert.deepEqual(values, [
+      { a: 1, b: [true, null] },
+      undefined,
+      'text',
+      JSON.parse('{"__proto__":{"x":1}}'),
+      undefined,
+      undefined,
+      null,
+      'long key',
+      { a: 1, b: [true, null] },
+    ])
     assert.equal(Object.getPrototypeOf(values[3]), Object.prototype, '__proto__ stays an own key')
     assert.deepEqual(await view.getMany(['big', 'str']), [big, 'text'])
     assert.deepEqual(await view.getMany([]), [])

@@ -68,7 +68,9 @@ test('8 processes x 100 concurrent callers on one missing key: compute runs exac
   }
 })
 
-test('the owner SIGKILLed mid-compute: after its lease lapses one waiting process computes, and every caller gets that value', { timeout: 60_000 }, async () => {
+test('the owner SIGKILLed mid-compute: after its lease lapses one waiting process computes, and every caller gets that value', {
+  timeout: 60_000,
+}, async () => {
   const dir = tempDir()
   const sideFile = path.join(dir, 'computes.log')
   fs.writeFileSync(sideFile, '')
@@ -104,7 +106,9 @@ test('the owner SIGKILLed mid-compute: after its lease lapses one waiting proces
   }
 })
 
-test('compute throwing rejects its own callers only (shared in-process promise); a waiting process then computes, and so does the next call', { timeout: 60_000 }, async () => {
+test('compute throwing rejects its own callers only (shared in-process promise); a waiting process then computes, and so does the next call', {
+  timeout: 60_000,
+}, async () => {
   const dir = tempDir()
   const sideFile = path.join(dir, 'computes.log')
   fs.writeFileSync(sideFile, '')
@@ -143,7 +147,10 @@ test('compute throwing rejects its own callers only (shared in-process promise);
       assert.equal(await cache.getOrSet('j', async () => ++calls), 2, 'recomputed, not blocked by a lease')
       assert.equal(await cache.getOrSet('j', async () => ++calls), 2, 'then served from the cache')
       await assert.rejects(cache.getOrSet('j', 'not a function'), { code: 'ERR_INVALID_ARGUMENT' })
-      await assert.rejects(cache.getOrSet('j', async () => 1, { lockTtlMs: 0 }), { code: 'ERR_INVALID_OPTIONS' })
+      await assert.rejects(
+        cache.getOrSet('j', async () => 1, { lockTtlMs: 0 }),
+        { code: 'ERR_INVALID_OPTIONS' },
+      )
     } finally {
       await cache.close()
     }
