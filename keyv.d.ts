@@ -1,13 +1,16 @@
 // Types of @promethean/lmdb-cache/keyv: KeyvLmdb, a Keyv 5 store (KeyvStoreAdapter) over
 // this package. Keyv itself is not needed to load it.
-import { EventEmitter } from 'node:events'
 import type { LmdbCache, LmdbCacheOptions } from '@promethean/lmdb-cache'
 
 /** openLmdbCache's options (opened now, closed by disconnect()), or a cache already open. */
 export type KeyvLmdbOptions = LmdbCacheOptions | Readonly<{ cache: LmdbCache<any> }>
 
-export declare class KeyvLmdb<Value = any> extends EventEmitter {
+/** An EventEmitter (Keyv listens for its 'error' events); typed without Node's types. */
+export declare class KeyvLmdb<Value = any> {
   constructor(options: KeyvLmdbOptions)
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
+  emit(event: string | symbol, ...args: any[]): boolean
   /** `dialect` is this package's own; `url` is the cache directory. */
   readonly opts: { dialect: 'lmdb-cache'; url: string }
   /** Set by Keyv: keys `${namespace}:key` are kept in the cache's namespace view. */
