@@ -27,7 +27,10 @@ function tempDir() {
 const NODE_MAJOR = Number(process.versions.node.split('.')[0])
 const vitestSkip = NODE_MAJOR < 20 ? `vitest 4 needs Node 20+, this is ${process.version}` : false
 
-test('@keyv/test-suite: api, values, namespace (serializer on and off) and iterator pass against KeyvLmdb', { timeout: 120_000, skip: vitestSkip }, async () => {
+test('@keyv/test-suite: api, values, namespace (serializer on and off) and iterator pass against KeyvLmdb', {
+  timeout: 120_000,
+  skip: vitestSkip,
+}, async () => {
   const vitest = path.join(ROOT, 'node_modules', 'vitest', 'vitest.mjs')
   const { stdout } = await run(process.execPath, [vitest, 'run', '--root', ROOT, '--reporter', 'json', '__test__/keyv/suite.spec.mjs'], {
     cwd: ROOT,

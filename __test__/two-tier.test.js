@@ -29,7 +29,9 @@ after(async () => {
   if (root) fs.rmSync(root, { recursive: true, force: true })
 })
 
-test('a value computed on host A is served on host B from Redis, then from B’s own tier; an update reaches B within B’s local TTL', { timeout: 30_000 }, async () => {
+test('a value computed on host A is served on host B from Redis, then from B’s own tier; an update reaches B within B’s local TTL', {
+  timeout: 30_000,
+}, async () => {
   const hostA = createTieredCache({ dir: path.join(root, 'a'), redisUrl: server.url, localTtlMs: LOCAL_TTL_MS })
   const hostB = createTieredCache({ dir: path.join(root, 'b'), redisUrl: server.url, localTtlMs: LOCAL_TTL_MS })
   const bDirect = await openLmdbCache({ path: path.join(root, 'b'), namespace: 'app' })

@@ -62,8 +62,11 @@ class KeyvLmdb extends EventEmitter {
     return this.keyPrefix !== null && key.startsWith(this.keyPrefix) ? key.slice(this.keyPrefix.length) : key
   }
 
+  // get and has are the hot path: one prefix test, no helper calls.
   get(key) {
-    return this.viewOf(key).get(this.keyIn(key))
+    const prefix = this.keyPrefix
+    if (prefix !== null && key.startsWith(prefix)) return this.nsCache.get(key.slice(prefix.length))
+    return this.cache.get(key)
   }
 
   /** In one read transaction when every key is in one view (Keyv's are: one namespace). */
@@ -104,7 +107,9 @@ class KeyvLmdb extends EventEmitter {
   }
 
   has(key) {
-    return this.viewOf(key).has(this.keyIn(key))
+    const prefix = this.keyPrefix
+    if (prefix !== null && key.startsWith(prefix)) return this.nsCache.has(key.slice(prefix.length))
+    return this.cache.has(key)
   }
 
   hasMany(keys) {
