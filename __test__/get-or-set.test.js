@@ -160,3 +160,52 @@ test('compute throwing rejects its own callers only (shared in-process promise);
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('4 worker threads and the main thread of one process, 50 callers each: compute runs once', { timeout: 60_000 }, async () => {
+  const { Worker } = await import('node:worker_threads')
+  const dir = tempDir()
+  const sideFile = path.join(dir, 'computes.log')
+  fs.writeFileSync(sideFile, '')
+  const index = new URL('../index.cjs', import.meta.url).pathname
+  const body = `
+    const { parentPort, workerData, threadId } = require('node:worker_threads')
+    const fs = require('node:fs')
+    const { openLmdbCache } = require(workerData.index)
+    ;(async () => {
+      const cache = await openLmdbCache({ path: workerData.dir })
+      const compute = async () => {
+        fs.appendFileSync(workerData.sideFile, 'thread ' + threadId + '\\n')
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        return { by: threadId }
+      }
+      parentPort.postMessage('ready')
+      await new Promise((resolve) => parentPort.once('message', resolve))
+      const values = await Promise.all(Array.from({ length: 50 }, () => cache.getOrSet('hot', compute)))
+      await cache.close()
+      parentPort.postMessage(values)
+    })()`
+  const workers = Array.from({ length: 4 }, () => new Worker(body, { eval: true, workerData: { index, dir, sideFile } }))
+  const cache = await openLmdbCache({ path: dir })
+  try {
+    const next = (w) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))
+    await Promise.all(workers.map(next))
+    const results = workers.map(next)
+    for (const w of workers) w.postMessage('go')
+    const mainCompute = async () => {
+      fs.appendFileSync(sideFile, 'main\n')
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      return { by: 'main' }
+    }
+    const mine = Promise.all(Array.from({ length: 50 }, () => cache.getOrSet('hot', mainCompute)))
+    const values = [...(await mine), ...(await Promise.all(results)).flat()]
+    const computes = fs.readFileSync(sideFile, 'utf8').split('\n').filter(Boolean)
+    assert.equal(computes.length, 1, `computed by ${computes.join(', ')}`)
+    assert.equal(values.length, 250)
+    const winner = computes[0] === 'main' ? { by: 'main' } : { by: Number(computes[0].slice('thread '.length)) }
+    for (const value of values) assert.deepEqual(value, winner)
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()))
+    await cache.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
