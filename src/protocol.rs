@@ -16,7 +16,7 @@
 //! * A keys-only entries page: the entries page layout, its body a MessagePack array of keys.
 //! * A getMany request: `[u32 LE key count]`, then per key `[u32 LE length][full key UTF-8]`;
 //!   its answer: the entries page layout, its body a MessagePack array of one value per key
-//!   (nil where there is none) and after the JSON indexes `[u32 LE index of each key found]`.
+//!   (nil where there is none) and after the JSON indexes `[u8 per key: 1 found, 0 not]`.
 //! * A clear request's payload: the full-key prefix of the view (empty: every entry).
 
 // Scratch buffer: control slots (indexes into a Float64Array over its first bytes).
