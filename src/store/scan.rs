@@ -598,6 +598,59 @@ mod tests {
     }
 
     #[test]
+    fn a_keys_only_page_lists_the_keys_of_the_entries_page_in_order_and_pages_alike() {
+        let (dir, store) = fresh_store("keys-only");
+        let long_key = [b"p:".as_slice(), &[b'x'; 600]].concat();
+        put_records(
+            &store,
+            &[
+                (b"p:a", None, Some(b"1")),
+                (b"p:json", None, Some(br#"{"__proto__":7}"#)),
+                (b"p:expired", Some(5), Some(b"2")),
+                (b"p:undefined", None, None),
+                (&long_key, None, Some(b"3")),
+                (b"q:outside", None, Some(b"5")),
+            ],
+        );
+        let range = KeyRange {
+            prefix: b"p:".to_vec(),
+            lower: None,
+            upper: None,
+        };
+        for reverse in [false, true] {
+            let (mut cursor, mut keys): (Option<Vec<u8>>, Vec<String>) = (None, Vec::new());
+            loop {
+                let (mut out, mut expired) = (Vec::new(), Vec::new());
+                let (count, end) = store
+                    .scan_keys_page(
+                        &range,
+                        reverse,
+                        cursor.as_deref(),
+                        10,
+                        2,
+                        1 << 20,
+                        &mut out,
+                        &mut expired,
+                    )
+                    .unwrap();
+                let page: Vec<String> = rmp_serde::from_slice(&out).unwrap();
+                assert_eq!(page.len(), count);
+                keys.extend(page);
+                match end {
+                    PageEnd::Done => break,
+                    PageEnd::After(c) => cursor = Some(c),
+                }
+            }
+            let mut expected = vec!["a".to_string(), "json".into(), "x".repeat(600)];
+            if reverse {
+                expected.reverse();
+            }
+            assert_eq!(keys, expected, "reverse: {reverse}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_page_skips_at_most_max_skipped_entries_and_the_next_page_resumes_after_them() {
         let (dir, store) = fresh_store("skip");
         // More expired (and undefined) entries than one page may skip, then two live ones.
