@@ -50,12 +50,21 @@ export declare function enqueueRequests(flush: Uint8Array, port: number): void
  * body is `Store::scan_page`'s; the cursor (opaque to JS, to continue after; empty when
  * done) fills the rest. It is written into the scratch buffer's value area (returns null,
  * length in CTL_VALUE_LEN), or returned as a Buffer when larger than that area. Expired
- * entries met are queued for lazy deletion.
+ * entries met are queued for lazy deletion. With `keys_only`, the body holds the keys alone
+ * (`Store::scan_keys_page`).
  */
-export declare function entriesPage(handle: number, prefix: Uint8Array, lower: Uint8Array | undefined | null, lowerInclusive: boolean, upper: Uint8Array | undefined | null, upperInclusive: boolean, reverse: boolean, after: Uint8Array | undefined | null, now: number, maxEntries: number, maxBytes: number): Buffer | null
+export declare function entriesPage(handle: number, prefix: Uint8Array, lower: Uint8Array | undefined | null, lowerInclusive: boolean, upper: Uint8Array | undefined | null, upperInclusive: boolean, reverse: boolean, after: Uint8Array | undefined | null, now: number, maxEntries: number, maxBytes: number, keysOnly?: boolean | undefined | null): Buffer | null
 
 /** Same as the raw `expire`, for keys too long for the scratch buffer. */
 export declare function expireKey(handle: number, key: Uint8Array, now: number): number
+
+/**
+ * The values of many full keys (`keys`: the getMany layout of `protocol`) read in one
+ * snapshot, as an entries-style page (the protocol's getMany answer): in the scratch
+ * buffer's value area (returns null) or as a Buffer when larger. Expired entries met are
+ * queued for lazy deletion.
+ */
+export declare function getMany(handle: number, keys: Uint8Array, now: number): Buffer | null
 
 /**
  * Sets up this JS thread for one copy of `index.cjs`: creates the thread's scratch buffer
@@ -63,6 +72,12 @@ export declare function expireKey(handle: number, key: Uint8Array, now: number):
  * raw hot-path functions, the layout constants and the port's number.
  */
 export declare function init(onWritesDone: (arg0: Uint32Array, arg1: Float64Array, arg2: Array<unknown>) => void): { scratch: Buffer; layout: Record<string, number>; hot: Record<string, Function>; port: number }
+
+/**
+ * The expiry (epoch ms) of the getOrSet lease on the full key `key` if one binds at `now`,
+ * else 0.
+ */
+export declare function leaseExpiry(handle: number, key: Uint8Array, now: number): number | null
 
 /** Same as the raw `lookup`, for keys too long for the scratch buffer. */
 export declare function lookupKey(handle: number, key: Uint8Array, wantValue: boolean): number

@@ -101,8 +101,37 @@ export type LmdbCache<T = unknown> = Readonly<
     count?: (opts?: CountOptions) => Promise<number>
     batch: (ops: ReadonlyArray<BatchOperation<T>>) => Promise<void>
     withNamespace: (ns: string) => LmdbCache<T>
+    // The additions below are always there on a cache this package opened; optional in the
+    // type (like `count`) so that a level-cache `Cache<T>` stays assignable.
+    /** Deletes `key` in one write transaction; resolves true if it held a live entry. */
+    delete?: (key: string) => Promise<boolean>
+    /**
+     * Deletes every entry of this view's namespace (nested namespaces are their own; the
+     * root view: every entry), 4,096 per write transaction; resolves with the count. Values
+     * are not read. Not atomic: writes made meanwhile may survive it.
+     */
+    clear?: () => Promise<number>
+    /** The keys `entries()` would yield, without reading the values. */
+    keys?: (opts?: EntriesOptions) => AsyncGenerator<string>
+    /** The values of `keys` from one snapshot (one read transaction), undefined where absent. */
+    getMany?: (keys: ReadonlyArray<string>) => Promise<Array<T | undefined>>
+    /**
+     * The value of `key`; when missing, runs `compute` in exactly one caller across every
+     * process and thread sharing the directory, stores its result (`ttlMs`) and gives it to
+     * every waiting caller. A lease of `lockTtlMs` (default 30,000, renewed while compute runs)
+     * lets another caller take over if the computing process dies. A throwing compute rejects
+     * the callers of its process only. A result of `undefined` is not cached.
+     */
+    getOrSet?: (key: string, compute: () => T | Promise<T>, opts?: GetOrSetOptions) => Promise<T>
   }
 >
+
+export type GetOrSetOptions = Readonly<{
+  /** The stored value's time to live (default: the cache's defaultTtlMs). */
+  ttlMs?: Millis
+  /** How long a computing caller holds the key before another may take over if it dies. */
+  lockTtlMs?: Millis
+}>
 
 export declare function openLmdbCache<T = unknown>(opts: LmdbCacheOptions): Promise<LmdbCache<T>>
 /**

@@ -82,15 +82,31 @@ test('the tarball holds the runtime files only; its manifest is the published on
     'index.d.cts',
     'index.d.ts',
     'index.js',
+    'keyv.cjs',
+    'keyv.d.cts',
+    'keyv.d.ts',
+    'keyv.js',
+    'lib/cache-extras.cjs',
     'lib/cache.cjs',
+    'lib/cli/dirs.cjs',
+    'lib/cli/dump.cjs',
+    'lib/cli/errors.cjs',
+    'lib/cli/format.cjs',
+    'lib/cli/help.cjs',
+    'lib/cli/stats.cjs',
+    'lib/cli/verify.cjs',
     'lib/codec.cjs',
     'lib/compact.cjs',
     'lib/destinations.cjs',
     'lib/entries.cjs',
     'lib/errors.cjs',
+    'lib/get-or-set.cjs',
+    'lib/keyv.cjs',
+    'lib/level-source.cjs',
     'lib/locks.cjs',
     'lib/migrate.cjs',
     'lib/msgpack-encode.cjs',
+    'lib/namespace.cjs',
     'lib/native.cjs',
     'lib/open.cjs',
     'lib/reads.cjs',
@@ -203,6 +219,27 @@ export async function open(): Promise<Cache<number>> {
 }
 `,
   )
+  // The Keyv store's subpath, typed for ESM and CommonJS (Keyv itself is not installed).
+  for (const [file, header] of [
+    ['keyv-consumer.ts', `import { KeyvLmdb } from '@promethean/lmdb-cache/keyv'`],
+    ['keyv-consumer.cts', `import { KeyvLmdb } from '@promethean/lmdb-cache/keyv'`],
+  ]) {
+    fs.writeFileSync(
+      path.join(project, file),
+      `${header}
+export async function keyvStore(): Promise<boolean> {
+  const store = new KeyvLmdb<string>({ path: './db', durability: 'nosync' })
+  const dialect: 'lmdb-cache' = store.opts.dialect
+  await store.set('keyv:a', 'x', 1000)
+  const value: string | undefined = await store.get('keyv:a')
+  const many: Array<string | undefined> = await store.getMany(['keyv:a'])
+  for await (const [key, v] of store.iterator('keyv')) console.log(key, v)
+  await store.disconnect()
+  return dialect.length > 0 && value === many[0] && (await store.delete('keyv:a'))
+}
+`,
+    )
+  }
   // A misuse must fail: the check is real.
   fs.writeFileSync(
     path.join(project, 'wrong.ts'),
@@ -214,7 +251,10 @@ await cache.set('k', 'not a number')
   const tsc = path.join(ROOT, 'node_modules', '.bin', 'tsc')
   const flags = ['--strict', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--noEmit']
   // One run (tsc's start-up is most of its time): the consumers pass, the misuse is reported.
-  const result = await run(tsc, [...flags, '--explainFiles', 'consumer.ts', 'consumer.cts', 'wrong.ts'], { cwd: project, timeout: 60_000 })
+  const result = await run(tsc, [...flags, '--explainFiles', 'consumer.ts', 'consumer.cts', 'keyv-consumer.ts', 'keyv-consumer.cts', 'wrong.ts'], {
+    cwd: project,
+    timeout: 60_000,
+  })
   const errors = result.stdout.split('\n').filter((line) => /error TS\d+/.test(line))
   assert.deepEqual(
     errors.map((e) => e.replace(/:.*/, '')),
@@ -226,10 +266,49 @@ await cache.set('k', 'not a number')
   // ESM resolves index.d.ts, CommonJS index.d.cts.
   assert.match(result.stdout, /node_modules\/@promethean\/lmdb-cache\/index\.d\.ts\n {2}Imported via '@promethean\/lmdb-cache' from file 'consumer\.ts'/)
   assert.match(result.stdout, /node_modules\/@promethean\/lmdb-cache\/index\.d\.cts\n {2}Imported via '@promethean\/lmdb-cache' from file 'consumer\.cts'/)
+  assert.match(
+    result.stdout,
+    /node_modules\/@promethean\/lmdb-cache\/keyv\.d\.ts\n {2}Imported via '@promethean\/lmdb-cache\/keyv' from file 'keyv-consumer\.ts'/,
+  )
+  assert.match(
+    result.stdout,
+    /node_modules\/@promethean\/lmdb-cache\/keyv\.d\.cts\n {2}Imported via '@promethean\/lmdb-cache\/keyv' from file 'keyv-consumer\.cts'/,
+  )
 })
 
-test('index.d.cts, written by the build from index.d.ts, declares exactly the same', () => {
+test('installed from the tarballs: the Keyv store subpath loads from ESM and CommonJS and shares one cache', { skip }, async () => {
+  fs.writeFileSync(
+    path.join(project, 'keyv-esm.mjs'),
+    `import { KeyvLmdb } from '@promethean/lmdb-cache/keyv'
+     import Default from '@promethean/lmdb-cache/keyv'
+     const store = new KeyvLmdb({ path: './keyv-db' })
+     store.namespace = 'ns'
+     await store.set('ns:k', { value: 'from esm' }, 60000)
+     console.log(JSON.stringify([Default === KeyvLmdb, store.opts.dialect, await store.has('ns:k')]))
+     await store.disconnect()`,
+  )
+  fs.writeFileSync(
+    path.join(project, 'keyv-cjs.cjs'),
+    `const { KeyvLmdb } = require('@promethean/lmdb-cache/keyv')
+     const store = new KeyvLmdb({ path: './keyv-db' })
+     ;(async () => {
+       const seen = []
+       for await (const entry of store.iterator('ns')) seen.push(entry)
+       console.log(JSON.stringify(seen))
+       await store.disconnect()
+     })()`,
+  )
+  const esm = await run(process.execPath, ['keyv-esm.mjs'], { cwd: project })
+  assert.equal(esm.code, 0, esm.stderr)
+  assert.deepEqual(JSON.parse(esm.stdout), [true, 'lmdb-cache', true])
+  const cjs = await run(process.execPath, ['keyv-cjs.cjs'], { cwd: project })
+  assert.equal(cjs.code, 0, cjs.stderr)
+  assert.deepEqual(JSON.parse(cjs.stdout), [['ns:k', { value: 'from esm' }]])
+})
+
+test('index.d.cts and keyv.d.cts, written by the build from the .d.ts files, declare exactly the same', () => {
   assert.equal(fs.readFileSync(path.join(ROOT, 'index.d.cts'), 'utf8'), fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8'))
+  assert.equal(fs.readFileSync(path.join(ROOT, 'keyv.d.cts'), 'utf8'), fs.readFileSync(path.join(ROOT, 'keyv.d.ts'), 'utf8'))
 })
 
 test('the lmdb-cache bin; migrate without the optional `level` peer says what to install', { skip }, async () => {

@@ -9,7 +9,7 @@
 // after --wait-idle seconds, and a run during which other processes measurably used CPU is
 // repeated (--retries); both are judged from /proc/stat, never from the result itself.
 
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -42,7 +42,10 @@ const USAGE = `usage: node benchmark/bench.js [options]
   --retries N        repeat a run during which other processes kept >= 0.25 CPU busy, up to
                      N times, if the machine is idle again (default 2, with --quick 0; at
                      most a quarter of the runs in all)
-  --help`
+  --help
+Then, unless --backends or --workloads is given, the Keyv stores' benchmark (benchmark/keyv.js:
+Keyv over this store, @keyv/sqlite and @keyv/redis) with the same --rounds, --quick and --out
+(its files get the suffix -keyv).`
 
 function die(message) {
   process.stderr.write(`bench: ${message}\n`)
@@ -99,7 +102,8 @@ function parseCli() {
     die(`--large-keys: ${err.message}`)
   }
   const out = values.out ?? path.join(here, 'results', values.quick ? 'quick' : 'latest')
-  return { largeKeys, rounds, quick: values.quick, backends, workloads, out, waitIdleS, waitBudgetS, retries, tmpDir: values['tmp-dir'] ?? os.tmpdir() }
+  const keyv = values.backends === undefined && values.workloads === undefined
+  return { keyv, largeKeys, rounds, quick: values.quick, backends, workloads, out, waitIdleS, waitBudgetS, retries, tmpDir: values['tmp-dir'] ?? os.tmpdir() }
 }
 
 // ---- child processes ---------------------------------------------------------------------
@@ -386,4 +390,16 @@ if (opts.out !== '-') {
   }
   writeFileSync(`${outBase}.md`, `${md.join('\n')}\n`)
   process.stderr.write(`bench: wrote ${path.relative(process.cwd(), outBase)}.json, .md${svg ? ' and .svg' : ''}\n`)
+}
+
+// ---- Keyv stores --------------------------------------------------------------------------
+
+if (opts.keyv) {
+  const args = [path.join(here, 'keyv.js'), '--rounds', String(opts.rounds), '--out', opts.out === '-' ? '-' : `${path.resolve(opts.out)}-keyv`]
+  if (opts.quick) args.push('--quick')
+  const keyvRun = spawnSync(process.execPath, args, { stdio: 'inherit' })
+  if (keyvRun.status !== 0) {
+    process.stderr.write('bench: the Keyv stores benchmark failed (see above)\n')
+    process.exit(1)
+  }
 }

@@ -9,9 +9,10 @@ const { codedError, describe, checkOpen, checkKey, promised } = require('./error
 const { encodeValue, expiryFor, submit } = require('./write-queue.cjs')
 const { LOOKUP_FOUND, lookup, readValue } = require('./reads.cjs')
 const { EntriesIterator, countEntries } = require('./entries.cjs')
+const { deleteReporting, clearView, keysOf, getMany } = require('./cache-extras.cjs')
+const { getOrSet } = require('./get-or-set.cjs')
 
-/** Between a namespace and a key in the stored key: `namespace + U+241F + key`. */
-const NAMESPACE_SEPARATOR = '\u241F'
+const { NAMESPACE_SEPARATOR } = require('./namespace.cjs')
 const { REQUEST_BATCH, REQUEST_SWEEP, OP_PUT, OP_DEL } = L
 
 /** One per openLmdbCache() call, shared by its namespace views. */
@@ -152,6 +153,31 @@ function makeView(handle, namespace) {
 
     sweepExpired() {
       return promised(sweepView, view)
+    },
+
+    // Additions (not level-cache's): see lib/cache-extras.cjs and lib/get-or-set.cjs.
+    delete(key) {
+      return promised(deleteReporting, view, key)
+    },
+
+    clear() {
+      return promised(clearView, view)
+    },
+
+    keys(opts) {
+      return keysOf(view, opts)
+    },
+
+    getMany(keys) {
+      try {
+        return Promise.resolve(getMany(view, keys))
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    },
+
+    getOrSet(key, compute, opts) {
+      return promised(getOrSet, view, key, compute, opts)
     },
 
     withNamespace(ns) {

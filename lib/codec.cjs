@@ -71,7 +71,30 @@ function createValueDecoders(protocol, textOf, loadShapes) {
     return pairs
   }
 
-  return { decodeValue, decodePage }
+  /**
+   * Decodes a getMany answer in buf[start, end) (the protocol's layout: an entries-style page
+   * whose body holds one value per key, then one found byte per key) into an array of values,
+   * undefined where a key has none.
+   */
+  function decodeMany(buf, start, end) {
+    const count = buf.readUInt32LE(start + PAGE_COUNT_AT)
+    const bodyStart = start + PAGE_HEADER_LEN
+    const bodyEnd = bodyStart + buf.readUInt32LE(start + PAGE_BODY_LEN_AT)
+    const jsonCount = buf.readUInt32LE(start + PAGE_JSON_COUNT_AT)
+    const foundStart = bodyEnd + 4 * jsonCount
+    const values = unpackValue(buf, bodyStart, bodyEnd)
+    if (!Array.isArray(values) || values.length !== count || foundStart + count !== end) {
+      throw new Error(`a getMany answer holds ${Array.isArray(values) ? values.length : 'no'} values, not ${count}`)
+    }
+    for (let i = 0; i < jsonCount; i++) {
+      const at = buf.readUInt32LE(bodyEnd + 4 * i)
+      values[at] = JSON.parse(values[at])
+    }
+    for (let i = 0; i < count; i++) if (buf[foundStart + i] === 0) values[i] = undefined
+    return values
+  }
+
+  return { decodeValue, decodePage, decodeMany }
 }
 
 module.exports = { createValueDecoders }

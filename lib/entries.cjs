@@ -63,9 +63,11 @@ function keyBounds(view, opts, method) {
  * a closed cache reported, by the first `next()`, as a generator would.
  */
 class EntriesIterator {
-  constructor(view, opts) {
+  /** `keysOnly`: yield keys alone (keys()), read without copying or decoding values. */
+  constructor(view, opts, keysOnly = false) {
     this.view = view
     this.opts = opts
+    this.keysOnly = keysOnly
     this.scan = null // set up by the first next()
     this.page = []
     this.index = 0
@@ -116,7 +118,7 @@ class EntriesIterator {
     const options = this.opts === undefined || this.opts === null ? {} : this.opts
     return {
       limit: normaliseLimit(options),
-      bounds: keyBounds(this.view, options, 'entries()'),
+      bounds: keyBounds(this.view, options, this.keysOnly ? 'keys()' : 'entries()'),
       reverse: options.reverse === true,
       after: null,
       lastPage: false,
@@ -139,6 +141,7 @@ class EntriesIterator {
       Date.now(),
       Math.min(scan.pageSize, scan.limit - scan.yielded),
       MAX_PAGE_BYTES,
+      this.keysOnly,
     )
     // null: the page was written into the scratch buffer's value area.
     const { decodePage } = view.handle.decoders

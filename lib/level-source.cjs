@@ -10,7 +10,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { lockHolders, processAlive } = require('./locks.cjs')
 const { codedError } = require('./errors.cjs')
-const { NAMESPACE_SEPARATOR } = require('./cache.cjs')
+const { NAMESPACE_SEPARATOR } = require('./namespace.cjs')
 
 const SNAPSHOT_PREFIX = '.level-snapshot-'
 

@@ -30,7 +30,8 @@ function optionalNumber(opts, name, fallback) {
   return value
 }
 
-async function openCache(opts, keepExpired) {
+/** Opens synchronously (every step is); openLmdbCache wraps it in a promise, as level-cache's. */
+function openCacheSync(opts, keepExpired) {
   if (opts === null || typeof opts !== 'object') {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', 'openLmdbCache() takes an options object with a path')
   }
@@ -76,6 +77,10 @@ async function openCache(opts, keepExpired) {
   warnIfLevelDbDirectory(dir)
   removeDeadCompactions(dir)
   return makeView(new HandleState(id, opts.defaultTtlMs, dir), namespace)
+}
+
+async function openCache(opts, keepExpired) {
+  return openCacheSync(opts, keepExpired)
 }
 
 function openLmdbCache(opts) {
@@ -150,4 +155,4 @@ function warnIfLevelDbDirectory(dir) {
   )
 }
 
-module.exports = { openLmdbCache, inspectLmdbCache }
+module.exports = { openLmdbCache, inspectLmdbCache, openCacheSync }

@@ -59,7 +59,7 @@ function expiryFor(ttlMs, now) {
 // event loop reach native code in one call, so a burst of writes costs one N-API call and
 // lands in one commit.
 
-const pending = new Map() // ticket -> { resolve, reject, handle, kind }
+const pending = new Map() // ticket -> { resolve, reject, handle, counted }
 let nextTicket = 1
 
 function onWritesDone(tickets, values, failures) {
@@ -73,7 +73,7 @@ function onWritesDone(tickets, values, failures) {
     if (waiter === undefined) continue
     pending.delete(tickets[i])
     const error = failed === null ? undefined : failed.get(tickets[i])
-    if (error === undefined) waiter.resolve(waiter.kind === L.REQUEST_SWEEP ? values[i] : undefined)
+    if (error === undefined) waiter.resolve(waiter.counted ? values[i] : undefined)
     else waiter.reject(error)
     waiter.handle.writeSettled()
   }
@@ -127,12 +127,16 @@ function flushWrites() {
 }
 
 /**
- * Queues one request of `kind` (L.REQUEST_BATCH with `ops`, L.REQUEST_SWEEP with null) for
- * the view's handle; the promise settles after its commit.
+ * Queues one request of `kind` (L.REQUEST_BATCH with `ops`; L.REQUEST_SWEEP or
+ * L.REQUEST_CLEAR with null) for the view's handle; the promise settles after its commit, with
+ * the request's count for a sweep, a clear, or with `counted` (the ops of a batch that took
+ * effect: OP_DEL_LIVE, OP_LEASE_TAKE), else undefined. `now` judges what is live.
  */
-function submit(kind, view, ops, now) {
+function submit(kind, view, ops, now, counted = false) {
   const handle = view.handle
-  let bytes = REQUEST_HEADER_LEN + (ops === null ? 0 : opsSize(view, ops, false))
+  // A clear's payload is the view's prefix (every key of its namespace starts with it).
+  const prefix = kind === L.REQUEST_CLEAR ? view.prefixBytes : null
+  let bytes = REQUEST_HEADER_LEN + (ops === null ? (prefix === null ? 0 : prefix.length) : opsSize(view, ops, false))
   // Past what one request may hold, count exactly: the bound may overstate threefold.
   if (bytes > MAX_REQUEST_BYTES) bytes = REQUEST_HEADER_LEN + opsSize(view, ops, true)
   if (bytes > MAX_REQUEST_BYTES) {
@@ -147,14 +151,20 @@ function submit(kind, view, ops, now) {
   buf[start + L.REQUEST_KIND_AT] = kind
   buf.writeDoubleLE(now, start + L.REQUEST_NOW_AT)
   const payloadStart = start + REQUEST_HEADER_LEN
-  const end = ops === null ? payloadStart : writeOps(buf, payloadStart, view, ops)
+  let end = payloadStart
+  if (ops !== null) end = writeOps(buf, payloadStart, view, ops)
+  else if (prefix !== null) {
+    buf.set(prefix, payloadStart)
+    end += prefix.length
+  }
   buf.writeUInt32LE(end - payloadStart, start + L.REQUEST_PAYLOAD_LEN_AT)
   flushLength = end
   flushTickets.push(ticket)
   const writerIdle = pending.size === 0
   if (writerIdle) writerBusied()
   handle.inflight++
-  const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle, kind }))
+  counted = counted || kind !== L.REQUEST_BATCH
+  const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle, counted }))
   if (writerIdle || flushLength >= EARLY_FLUSH_BYTES) {
     flushWrites()
   } else if (!flushScheduled) {
@@ -231,7 +241,8 @@ function writeOps(buf, off, view, ops) {
     const keyLen = prefix.length + utf8Write(buf, op.key, off + prefix.length)
     buf.writeUInt32LE(keyLen, keyLenAt)
     off += keyLen
-    if (op.kind === OP_PUT && op.value !== undefined) {
+    // A put's value, or a lease op's owner token.
+    if (op.value !== undefined) {
       const bytes = op.value.bytes
       off = buf.writeUInt32LE(bytes.length, off)
       buf.set(bytes, off)

@@ -7,8 +7,9 @@
 
 use crate::error::{CacheError, CacheResult};
 use crate::protocol::{
-    OP_DEL, OP_FLAG_EXPIRY, OP_FLAG_MSGPACK, OP_FLAG_UNDEFINED, OP_PUT, REQUEST_BATCH,
-    REQUEST_HEADER_LEN, REQUEST_SWEEP, U32_LEN,
+    OP_DEL, OP_DEL_LIVE, OP_FLAG_EXPIRY, OP_FLAG_MSGPACK, OP_FLAG_UNDEFINED, OP_LEASE_DROP,
+    OP_LEASE_TAKE, OP_PUT, REQUEST_BATCH, REQUEST_CLEAR, REQUEST_HEADER_LEN, REQUEST_SWEEP,
+    U32_LEN,
 };
 use crate::record::{expiry_from_js, Payload};
 
@@ -24,6 +25,32 @@ pub enum Op<'a> {
     Del {
         full_key: &'a [u8],
     },
+    /// A delete that reports whether it removed a live entry.
+    DelLive {
+        full_key: &'a [u8],
+    },
+    /// Take the getOrSet lease of `full_key` for `token` until `expiry` (see [`crate::lease`]).
+    LeaseTake {
+        full_key: &'a [u8],
+        expiry: u64,
+        token: [u8; 8],
+    },
+    /// Drop the lease of `full_key` if `token` holds it.
+    LeaseDrop {
+        full_key: &'a [u8],
+        token: [u8; 8],
+    },
+}
+
+impl Op<'_> {
+    /// Whether the op only removes data (a lease drop included): such requests may use the
+    /// map's reserve and be committed in parts (see `writer`).
+    pub fn only_deletes(&self) -> bool {
+        matches!(
+            self,
+            Op::Del { .. } | Op::DelLive { .. } | Op::LeaseDrop { .. }
+        )
+    }
 }
 
 /// Parses a batch encoded by the JS layer (layout: the module doc of [`crate::protocol`]).
@@ -61,6 +88,16 @@ pub fn parse_batch(bytes: &[u8]) -> CacheResult<Vec<Op<'_>>> {
                 }
             }
             OP_DEL => Op::Del { full_key },
+            OP_DEL_LIVE => Op::DelLive { full_key },
+            OP_LEASE_TAKE => Op::LeaseTake {
+                full_key,
+                expiry: expiry.ok_or_else(|| invalid("a lease without its expiry".into()))?,
+                token: token(&mut r)?,
+            },
+            OP_LEASE_DROP => Op::LeaseDrop {
+                full_key,
+                token: token(&mut r)?,
+            },
             other => return Err(invalid(format!("unknown op kind {other}"))),
         });
     }
@@ -68,6 +105,14 @@ pub fn parse_batch(bytes: &[u8]) -> CacheResult<Vec<Op<'_>>> {
         return Err(invalid("trailing bytes after the last op".into()));
     }
     Ok(ops)
+}
+
+/// A lease op's value: its owner token, 8 bytes.
+fn token(r: &mut Reader<'_>) -> CacheResult<[u8; 8]> {
+    let n = r.u32()? as usize;
+    r.take(n)?
+        .try_into()
+        .map_err(|_| invalid(format!("a lease token of {n} bytes, not 8")))
 }
 
 fn invalid(detail: String) -> CacheError {
@@ -105,6 +150,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Parses the keys of a getMany (layout: the module doc of [`crate::protocol`]).
+pub fn parse_key_list(bytes: &[u8]) -> CacheResult<Vec<&[u8]>> {
+    let mut r = Reader { bytes, pos: 0 };
+    let count = r.u32()? as usize;
+    let mut keys = Vec::with_capacity(count.min(bytes.len() / 4));
+    for _ in 0..count {
+        let n = r.u32()? as usize;
+        keys.push(r.take(n)?);
+    }
+    if r.pos != bytes.len() {
+        return Err(invalid("trailing bytes after the last key".into()));
+    }
+    Ok(keys)
+}
+
 /// One request of a flush from the JS layer, borrowing the flush bytes.
 #[derive(Debug, PartialEq)]
 pub struct FlushedRequest<'a> {
@@ -130,7 +190,7 @@ pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
         let now = r.f64()?;
         let len = r.u32()? as usize;
         let payload = r.take(len)?;
-        if kind != REQUEST_BATCH && kind != REQUEST_SWEEP {
+        if ![REQUEST_BATCH, REQUEST_SWEEP, REQUEST_CLEAR].contains(&kind) {
             return Err(invalid(format!("unknown request kind {kind}")));
         }
         requests.push(FlushedRequest {
@@ -149,3 +209,79 @@ pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+pub(crate) mod test_encode {
+    //! Ops and batches encoded as the JS layer encodes them, for tests here and elsewhere.
+    use super::*;
+
+    /// One op as the JS layer encodes it.
+    pub(crate) fn op(kind: u8, expiry: Option<f64>, key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
+        let mut out = vec![kind, if expiry.is_some() { OP_FLAG_EXPIRY } else { 0 }];
+        if let Some(x) = expiry {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        if let Some(v) = value {
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v);
+        }
+        out
+    }
+
+    pub(crate) fn batch(ops: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = (ops.len() as u32).to_le_bytes().to_vec();
+        for o in ops {
+            out.extend_from_slice(o);
+        }
+        out
+    }
+
+    #[test]
+    fn counted_deletes_and_lease_ops_parse_with_their_tokens_and_bad_ones_are_refused() {
+        let bytes = batch(&[
+            op(OP_DEL_LIVE, None, b"a", None),
+            op(OP_LEASE_TAKE, Some(50.0), b"k", Some(&[7; 8])),
+            op(OP_LEASE_DROP, None, b"k", Some(&[7; 8])),
+        ]);
+        let ops = parse_batch(&bytes).unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                Op::DelLive { full_key: b"a" },
+                Op::LeaseTake {
+                    full_key: b"k",
+                    expiry: 50,
+                    token: [7; 8]
+                },
+                Op::LeaseDrop {
+                    full_key: b"k",
+                    token: [7; 8]
+                },
+            ]
+        );
+        assert!(!ops[1].only_deletes() && ops[0].only_deletes() && ops[2].only_deletes());
+        let keys = [
+            2u32.to_le_bytes().as_slice(),
+            &1u32.to_le_bytes(),
+            b"a",
+            &0u32.to_le_bytes(),
+        ]
+        .concat();
+        assert_eq!(parse_key_list(&keys).unwrap(), vec![b"a".as_slice(), b""]);
+        assert!(
+            parse_key_list(&keys[..keys.len() - 1]).is_err(),
+            "truncated"
+        );
+        // A lease needs its expiry and an 8-byte token.
+        for bad in [
+            op(OP_LEASE_TAKE, None, b"k", Some(&[7; 8])),
+            op(OP_LEASE_TAKE, Some(50.0), b"k", Some(&[7; 7])),
+            op(OP_LEASE_DROP, None, b"k", None),
+        ] {
+            let err = parse_batch(&batch(&[bad])).unwrap_err();
+            assert!(matches!(err, CacheError::InvalidRequest { .. }), "{err}");
+        }
+    }
+}

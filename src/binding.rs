@@ -32,6 +32,7 @@ use crate::protocol::*;
 
 mod completions;
 mod handles;
+mod lookups;
 mod thread;
 
 use completions::{hold_loop_raw, release_loop_raw, CompletionPort};
@@ -302,11 +303,16 @@ pub fn enqueue_requests(env: Env, flush: &[u8], port: u32) {
                     continue;
                 }
             };
+            let now = expiry_from_js(request.now).unwrap_or(u64::MAX);
             let kind = match request.kind {
-                REQUEST_SWEEP => WriteKind::Sweep {
-                    now: expiry_from_js(request.now).unwrap_or(u64::MAX),
+                REQUEST_SWEEP => WriteKind::Sweep { now },
+                REQUEST_CLEAR => WriteKind::Clear {
+                    prefix: request.payload.to_vec(),
                 },
-                _ => WriteKind::Batch(request.payload.to_vec()),
+                _ => WriteKind::Batch {
+                    ops: request.payload.to_vec(),
+                    now,
+                },
             };
             let write = WriteRequest {
                 kind,
@@ -363,7 +369,8 @@ fn key_range(
 /// body is `Store::scan_page`'s; the cursor (opaque to JS, to continue after; empty when
 /// done) fills the rest. It is written into the scratch buffer's value area (returns null,
 /// length in CTL_VALUE_LEN), or returned as a Buffer when larger than that area. Expired
-/// entries met are queued for lazy deletion.
+/// entries met are queued for lazy deletion. With `keys_only`, the body holds the keys alone
+/// (`Store::scan_keys_page`).
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn entries_page(
@@ -379,6 +386,7 @@ pub fn entries_page(
     now: f64,
     max_entries: u32,
     max_bytes: u32,
+    keys_only: Option<bool>,
 ) -> Option<Buffer> {
     let range = key_range(prefix, lower, lower_inclusive, upper, upper_inclusive);
     let page = with_thread(|t| {
@@ -387,13 +395,26 @@ pub fn entries_page(
         out.resize(PAGE_HEADER_LEN, 0);
         let mut json_values = Vec::new();
         let (count, end) = scan_store(t, handle, now, |store, now_ms, expired| {
+            let (max_entries, max_bytes) = (max_entries.max(1) as usize, max_bytes.max(1) as usize);
+            if keys_only == Some(true) {
+                return store.scan_keys_page(
+                    &range,
+                    reverse,
+                    after,
+                    now_ms,
+                    max_entries,
+                    max_bytes,
+                    &mut out,
+                    expired,
+                );
+            }
             store.scan_page(
                 &range,
                 reverse,
                 after,
                 now_ms,
-                max_entries.max(1) as usize,
-                max_bytes.max(1) as usize,
+                max_entries,
+                max_bytes,
                 &mut out,
                 &mut json_values,
                 expired,
@@ -417,20 +438,27 @@ pub fn entries_page(
         if let PageEnd::After(cursor) = &end {
             out.extend_from_slice(cursor);
         }
-        if out.len() > VALUE_CAPACITY {
-            return Ok(Some(out));
-        }
-        // SAFETY: out.len() <= VALUE_CAPACITY, so the copy stays inside the live scratch
-        // buffer; JS reads it before it makes another native call.
-        unsafe { ptr::copy_nonoverlapping(out.as_ptr(), t.scratch.add(VALUE_OFFSET), out.len()) };
-        t.set_ctl(CTL_VALUE_LEN, out.len() as f64);
-        if out.capacity() <= 4 * VALUE_CAPACITY {
-            t.page_out = out;
-        }
-        Ok(None)
+        Ok(hand_over_page(t, out))
     });
     // None: the page is in the scratch buffer (or an exception is pending).
     or_throw(&env, page).flatten().map(Buffer::from)
+}
+
+/// Puts a page in the scratch buffer's value area (None; its length in CTL_VALUE_LEN, the
+/// buffer kept for the next page) or, when larger than that area, gives it back to be
+/// returned as a Buffer.
+fn hand_over_page(t: &mut ThreadState, out: Vec<u8>) -> Option<Vec<u8>> {
+    if out.len() > VALUE_CAPACITY {
+        return Some(out);
+    }
+    // SAFETY: out.len() <= VALUE_CAPACITY, so the copy stays inside the live scratch
+    // buffer; JS reads it before it makes another native call.
+    unsafe { ptr::copy_nonoverlapping(out.as_ptr(), t.scratch.add(VALUE_OFFSET), out.len()) };
+    t.set_ctl(CTL_VALUE_LEN, out.len() as f64);
+    if out.capacity() <= 4 * VALUE_CAPACITY {
+        t.page_out = out;
+    }
+    None
 }
 
 /// One chunk of `count()`: live entries whose full key starts with `prefix` and lies within

@@ -13,6 +13,11 @@
 //!   count][body: a MessagePack array of [key, value] pairs][u32 LE index of each pair whose
 //!   value is JSON text][cursor: the rest]`.
 //! * A count chunk: `[u8 flags][u32 LE count][cursor: the rest]`.
+//! * A keys-only entries page: the entries page layout, its body a MessagePack array of keys.
+//! * A getMany request: `[u32 LE key count]`, then per key `[u32 LE length][full key UTF-8]`;
+//!   its answer: the entries page layout, its body a MessagePack array of one value per key
+//!   (nil where there is none) and after the JSON indexes `[u8 per key: 1 found, 0 not]`.
+//! * A clear request's payload: the full-key prefix of the view (empty: every entry).
 
 // Scratch buffer: control slots (indexes into a Float64Array over its first bytes).
 pub const CTL_HANDLE: usize = 0;
@@ -63,10 +68,23 @@ pub const REQUEST_PAYLOAD_LEN_AT: usize = 17;
 pub const REQUEST_HEADER_LEN: usize = 21;
 pub const REQUEST_BATCH: u8 = 0;
 pub const REQUEST_SWEEP: u8 = 1;
+/// Deletes up to CLEAR_CHUNK entries whose full key starts with the payload, in one
+/// transaction; completes with the count. JS repeats it until a chunk comes back short.
+pub const REQUEST_CLEAR: u8 = 2;
+pub const CLEAR_CHUNK: usize = 4096;
 
 /// Batch ops: kinds, flags, and the fixed bytes of one op (kind, flags, expiry, two lengths).
 pub const OP_PUT: u8 = 1;
 pub const OP_DEL: u8 = 2;
+/// A delete that counts toward the request's result when it removed a live entry (present,
+/// not expired at the request's `now`, not a stored undefined).
+pub const OP_DEL_LIVE: u8 = 3;
+/// Takes the getOrSet lease of a key (value: the 8-byte owner token; expiry: when the lease
+/// lapses) unless the key holds a live entry or another owner's lease is unexpired at the
+/// request's `now`; counts toward the result when taken.
+pub const OP_LEASE_TAKE: u8 = 4;
+/// Drops the key's lease if the 8-byte owner token (value) still holds it.
+pub const OP_LEASE_DROP: u8 = 5;
 pub const OP_FLAG_EXPIRY: u8 = 1;
 pub const OP_FLAG_UNDEFINED: u8 = 2;
 /// The value bytes are MessagePack (encoded by lib/msgpack-encode.cjs), not JSON text.
@@ -118,8 +136,13 @@ pub const EXPORTED: &[(&str, i64)] = &[
     ("REQUEST_HEADER_LEN", REQUEST_HEADER_LEN as i64),
     ("REQUEST_BATCH", REQUEST_BATCH as i64),
     ("REQUEST_SWEEP", REQUEST_SWEEP as i64),
+    ("REQUEST_CLEAR", REQUEST_CLEAR as i64),
+    ("CLEAR_CHUNK", CLEAR_CHUNK as i64),
     ("OP_PUT", OP_PUT as i64),
     ("OP_DEL", OP_DEL as i64),
+    ("OP_DEL_LIVE", OP_DEL_LIVE as i64),
+    ("OP_LEASE_TAKE", OP_LEASE_TAKE as i64),
+    ("OP_LEASE_DROP", OP_LEASE_DROP as i64),
     ("OP_FLAG_EXPIRY", OP_FLAG_EXPIRY as i64),
     ("OP_FLAG_UNDEFINED", OP_FLAG_UNDEFINED as i64),
     ("OP_FLAG_MSGPACK", OP_FLAG_MSGPACK as i64),

@@ -214,7 +214,7 @@ fn prepare_directory(path: &Path) -> CacheResult<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::record::Payload;
     use crate::writer::{Completion, CompletionSink, Durability, Reply, WriteKind};
@@ -260,13 +260,13 @@ mod tests {
     }
 
     /// Sends requests to a store's writer and receives their completions.
-    struct Replies {
+    pub(crate) struct Replies {
         sink: Arc<dyn CompletionSink>,
         rx: mpsc::Receiver<(u32, CacheResult<f64>)>,
     }
 
     impl Replies {
-        fn new() -> Replies {
+        pub(crate) fn new() -> Replies {
             let (tx, rx) = mpsc::channel();
             Replies {
                 sink: Arc::new(ChannelSink(Mutex::new(tx))),
@@ -287,7 +287,11 @@ mod tests {
 
         /// Queues `kinds` as one group (tickets 1, 2, ...) and returns their completions in
         /// ticket order.
-        fn run(&self, shared: &SharedStore, kinds: Vec<WriteKind>) -> Vec<CacheResult<f64>> {
+        pub(crate) fn run(
+            &self,
+            shared: &SharedStore,
+            kinds: Vec<WriteKind>,
+        ) -> Vec<CacheResult<f64>> {
             let n = kinds.len();
             let group = kinds
                 .into_iter()
@@ -302,7 +306,7 @@ mod tests {
     }
 
     /// Runs `test` on a store in a fresh temp directory, then releases and removes it.
-    fn with_store(name: &str, test: impl FnOnce(&SharedStore)) {
+    pub(crate) fn with_store(name: &str, test: impl FnOnce(&SharedStore)) {
         let dir = temp_dir(name);
         let shared = acquire(&dir, &StoreOptions::default()).unwrap();
         test(&shared);
@@ -344,7 +348,7 @@ mod tests {
             let failed = replies.run(
                 shared,
                 vec![
-                    WriteKind::Batch(encode_put(b"a", b"1")),
+                    WriteKind::batch(encode_put(b"a", b"1")),
                     WriteKind::PanicForTest,
                 ],
             );
@@ -360,7 +364,7 @@ mod tests {
                 "the group's transaction was aborted"
             );
             // The writer thread lives on.
-            let done = replies.run(shared, vec![WriteKind::Batch(encode_put(b"b", b"2"))]);
+            let done = replies.run(shared, vec![WriteKind::batch(encode_put(b"b", b"2"))]);
             assert_eq!(done, vec![Ok(0.0)]);
             assert_eq!(read_json(shared, b"b").as_deref(), Some(&b"2"[..]));
         });
@@ -374,10 +378,10 @@ mod tests {
             let done = Replies::new().run(
                 shared,
                 vec![
-                    WriteKind::Batch(encode_put(b"a", b"1")),
-                    WriteKind::Batch(vec![1, 2, 3]),
+                    WriteKind::batch(encode_put(b"a", b"1")),
+                    WriteKind::batch(vec![1, 2, 3]),
                     WriteKind::PanicForTest,
-                    WriteKind::Batch(encode_put(b"b", b"2")),
+                    WriteKind::batch(encode_put(b"b", b"2")),
                 ],
             );
             assert_eq!(done[0], Ok(0.0));
@@ -448,7 +452,7 @@ mod tests {
                 "a sweep passes it by"
             );
             assert_eq!(
-                run(WriteKind::Batch(encode_put(b"bad", b"1"))),
+                run(WriteKind::batch(encode_put(b"bad", b"1"))),
                 vec![Ok(0.0)]
             );
             assert_eq!(
@@ -461,7 +465,7 @@ mod tests {
             del.extend_from_slice(&[2, 0]);
             del.extend_from_slice(&3u32.to_le_bytes());
             del.extend_from_slice(b"bad");
-            assert_eq!(run(WriteKind::Batch(del)), vec![Ok(0.0)]);
+            assert_eq!(run(WriteKind::batch(del)), vec![Ok(0.0)]);
             assert!(
                 shared.store.lookup(b"bad", |r| r.is_none()).unwrap(),
                 "deleted"
@@ -476,7 +480,7 @@ mod tests {
             let group = (0..200u32)
                 .map(|i| {
                     let key = format!("k{i}");
-                    replies.request(WriteKind::Batch(encode_put(key.as_bytes(), b"1")), i + 1)
+                    replies.request(WriteKind::batch(encode_put(key.as_bytes(), b"1")), i + 1)
                 })
                 .collect();
             assert!(shared.enqueue_many(group).is_ok());
@@ -504,7 +508,7 @@ mod tests {
         let a = acquire(&dir, &StoreOptions::default()).unwrap();
         let b = acquire(&dir.join("."), &StoreOptions::default()).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        let done = Replies::new().run(&a, vec![WriteKind::Batch(encode_put(b"k", b"1"))]);
+        let done = Replies::new().run(&a, vec![WriteKind::batch(encode_put(b"k", b"1"))]);
         assert_eq!(done, vec![Ok(0.0)]);
         assert_eq!(read_json(&b, b"k").as_deref(), Some(&b"1"[..]));
         release(a);

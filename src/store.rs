@@ -23,6 +23,7 @@ use crate::keys::StoredKey;
 use crate::record::Record;
 
 mod format;
+mod lookups;
 mod scan;
 
 use format::{ensure_room_for_lock_file, open_databases, open_env_retrying};
@@ -58,7 +59,7 @@ pub struct Store {
     /// expiry (u64 big-endian) ++ stored key -> empty: every entry with an expiry, in expiry
     /// order, so a sweep visits only what has expired.
     pub(crate) expiries: Entries,
-    /// The format record, and the shapes (see `shapes`).
+    /// The format record, the shapes (see `shapes`) and getOrSet leases (see `lease`).
     pub(crate) meta: Entries,
     map_lock: RwLock<()>,
     max_map_size: AtomicU64,

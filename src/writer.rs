@@ -24,9 +24,13 @@ use crate::codec;
 use crate::disk_reserve::DiskReserve;
 use crate::error::{CacheError, CacheResult};
 use crate::keys::StoredKey;
+use crate::protocol::CLEAR_CHUNK;
 use crate::record::{self, Payload, Record};
 use crate::shapes::{self, ShapeTable};
 use crate::store::{delete_reserve_limit, Store};
+
+// The ops beyond put and delete, and clear: counted deletes, getOrSet leases.
+mod conditional;
 
 /// How a commit reaches the disk; a group is committed with the strongest mode it contains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,15 +72,28 @@ pub struct Reply {
 }
 
 pub enum WriteKind {
-    /// An encoded batch of puts and deletes (see [`parse_batch`]), applied atomically.
-    Batch(Vec<u8>),
+    /// An encoded batch of ops (see [`parse_batch`]), applied atomically; `now` (epoch ms)
+    /// judges what is live for its conditional ops. Completes with how many of those took
+    /// effect (see `OP_DEL_LIVE`, `OP_LEASE_TAKE`).
+    Batch { ops: Vec<u8>, now: u64 },
     /// Delete the entry if it is (still) expired at `now`: the lazy expiry of a read.
     DeleteIfExpired { full_key: Vec<u8>, now: u64 },
     /// Delete every entry expired at `now`; completes with the count.
     Sweep { now: u64 },
+    /// Delete up to `CLEAR_CHUNK` entries whose full key starts with `prefix` (see
+    /// `writer/conditional.rs`); completes with the count.
+    Clear { prefix: Vec<u8> },
     /// Panics in the writer thread: tests pin what a bug there does to the group and after.
     #[cfg(test)]
     PanicForTest,
+}
+
+#[cfg(test)]
+impl WriteKind {
+    /// A batch whose conditional ops (if any) judge liveness at time 0.
+    pub fn batch(ops: Vec<u8>) -> WriteKind {
+        WriteKind::Batch { ops, now: 0 }
+    }
 }
 
 pub struct WriteRequest {
@@ -91,10 +108,12 @@ impl WriteRequest {
     /// full cache can always be emptied.
     fn only_deletes(&self) -> bool {
         match &self.kind {
-            WriteKind::Batch(bytes) => parse_batch(bytes)
-                .map(|ops| ops.iter().all(|op| matches!(op, Op::Del { .. })))
+            WriteKind::Batch { ops, .. } => parse_batch(ops)
+                .map(|ops| ops.iter().all(Op::only_deletes))
                 .unwrap_or(false),
-            WriteKind::DeleteIfExpired { .. } | WriteKind::Sweep { .. } => true,
+            WriteKind::DeleteIfExpired { .. }
+            | WriteKind::Sweep { .. }
+            | WriteKind::Clear { .. } => true,
             #[cfg(test)]
             WriteKind::PanicForTest => false,
         }
@@ -403,23 +422,22 @@ impl Writer {
     /// count for a sweep).
     fn commit_in_parts(&mut self, kind: &WriteKind, durability: Durability) -> CacheResult<f64> {
         let max = self.store.max_map_size();
-        let ops = match kind {
-            WriteKind::Batch(bytes) => parse_batch(bytes)?,
-            _ => Vec::new(),
+        let (ops, now) = match kind {
+            WriteKind::Batch { ops, now } => (parse_batch(ops)?, *now),
+            _ => (Vec::new(), 0),
         };
         let mut size = FIRST_PART;
         let mut done = 0usize;
         let mut total = 0.0;
         loop {
             let part = self.run_txn(durability, None, |writer, txn| match kind {
-                WriteKind::Batch(_) => {
+                WriteKind::Batch { .. } => {
                     let end = ops.len().min(done + size);
+                    let mut counted = 0.0;
                     for op in &ops[done..end] {
-                        if let Op::Del { full_key } = op {
-                            writer.delete_if(txn, full_key, |_| true)?;
-                        }
+                        counted += writer.apply_op(txn, op, now)?;
                     }
-                    Ok((end - done, 0.0, end == ops.len()))
+                    Ok((end - done, counted, end == ops.len()))
                 }
                 WriteKind::Sweep { now } => {
                     let (deleted, finished) = writer.sweep(txn, *now, size)?;
@@ -522,23 +540,13 @@ impl Writer {
 
     fn apply(&mut self, txn: &mut RwTxn<'_>, kind: &WriteKind) -> Result<f64, Failure> {
         match kind {
-            WriteKind::Batch(bytes) => {
-                let ops = parse_batch(bytes).map_err(Failure::Request)?;
-                for op in ops {
-                    match op {
-                        Op::Put {
-                            full_key,
-                            expiry,
-                            value,
-                        } => self.put(txn, full_key, expiry, value)?,
-                        Op::Del { full_key } => {
-                            // A record that cannot be decoded is deleted too: deleting it (or
-                            // overwriting it) is how a caller repairs the key.
-                            self.delete_if(txn, full_key, |_| true)?;
-                        }
-                    }
+            WriteKind::Batch { ops, now } => {
+                let ops = parse_batch(ops).map_err(Failure::Request)?;
+                let mut counted = 0.0;
+                for op in &ops {
+                    counted += self.apply_op(txn, op, *now)?;
                 }
-                Ok(0.0)
+                Ok(counted)
             }
             WriteKind::DeleteIfExpired { full_key, now } => {
                 let deleted =
@@ -546,6 +554,7 @@ impl Writer {
                 Ok(if deleted { 1.0 } else { 0.0 })
             }
             WriteKind::Sweep { now } => self.sweep(txn, *now, usize::MAX).map(|(n, _)| n as f64),
+            WriteKind::Clear { prefix } => self.clear_chunk(txn, prefix, CLEAR_CHUNK),
             #[cfg(test)]
             WriteKind::PanicForTest => panic!("as the test asked"),
         }

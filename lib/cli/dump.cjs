@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const readline = require('node:readline')
-const { NAMESPACE_SEPARATOR } = require('../cache.cjs')
+const { NAMESPACE_SEPARATOR } = require('../namespace.cjs')
 const { refuseDestinationInCache } = require('../destinations.cjs')
 const { CommandError } = require('./errors.cjs')
 const { lmdbCache, targetCacheDir, withCache } = require('./dirs.cjs')

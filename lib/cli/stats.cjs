@@ -2,7 +2,7 @@
 // Owns the figures of `lmdb-cache stats`: the cache's own (cacheStats) and its live entries
 // per namespace, read without changing anything.
 
-const { NAMESPACE_SEPARATOR } = require('../cache.cjs')
+const { NAMESPACE_SEPARATOR } = require('../namespace.cjs')
 const { lmdbCache, withCache } = require('./dirs.cjs')
 
 /**

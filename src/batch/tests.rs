@@ -151,7 +151,10 @@ fn check_batch(bytes: &[u8]) -> Result<(), TestCaseError> {
                         prop_assert!(is_subslice(v, bytes));
                     }
                 }
-                Op::Del { full_key } => prop_assert!(is_subslice(full_key, bytes)),
+                Op::Del { full_key }
+                | Op::DelLive { full_key }
+                | Op::LeaseTake { full_key, .. }
+                | Op::LeaseDrop { full_key, .. } => prop_assert!(is_subslice(full_key, bytes)),
             }
         }
         prop_assert!(BATCH_HEADER_LEN + ops.len() * MIN_OP_LEN <= bytes.len());
@@ -202,6 +205,7 @@ proptest! {
                     prop_assert!(!want.put);
                     prop_assert_eq!(*full_key, &want.key[..]);
                 }
+                other => prop_assert!(false, "only puts and deletes were encoded, got {:?}", other),
             }
         }
         // Every strict prefix is refused (ops are self-delimiting), as is any extra byte.

@@ -36,6 +36,60 @@ impl Store {
         json_values: &mut Vec<u32>,
         expired: &mut Vec<ExpiredEntry>,
     ) -> CacheResult<(usize, PageEnd)> {
+        let limits = (now, max_entries, max_bytes);
+        self.scan_into(
+            range,
+            reverse,
+            after,
+            limits,
+            out,
+            json_values,
+            false,
+            expired,
+        )
+    }
+
+    /// [`Store::scan_page`] without the values: the page is a MessagePack array of the keys
+    /// (without `range.prefix`). Values are neither copied nor checked against their
+    /// checksum: only the record header is read, as when counting.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_keys_page(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        after: Option<&[u8]>,
+        now: u64,
+        max_entries: usize,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+        expired: &mut Vec<ExpiredEntry>,
+    ) -> CacheResult<(usize, PageEnd)> {
+        let limits = (now, max_entries, max_bytes);
+        let mut no_json = Vec::new();
+        self.scan_into(
+            range,
+            reverse,
+            after,
+            limits,
+            out,
+            &mut no_json,
+            true,
+            expired,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan_into(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        after: Option<&[u8]>,
+        (now, max_entries, max_bytes): (u64, usize, usize),
+        out: &mut Vec<u8>,
+        json_values: &mut Vec<u32>,
+        keys_only: bool,
+        expired: &mut Vec<ExpiredEntry>,
+    ) -> CacheResult<(usize, PageEnd)> {
         let page_start = out.len();
         // An array32 header, its length filled in below.
         out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
@@ -47,6 +101,7 @@ impl Store {
                 out: Some(PageOut {
                     body: &mut *out,
                     json_values,
+                    keys_only,
                 }),
                 expired,
                 count: 0,
@@ -177,6 +232,8 @@ struct PageOut<'o> {
     body: &'o mut Vec<u8>,
     /// Indexes of the pairs whose value is JSON text.
     json_values: &'o mut Vec<u32>,
+    /// Keys only: no values, so no checksum check either (the header is enough).
+    keys_only: bool,
 }
 
 /// Collects one page of a scan.
@@ -196,11 +253,16 @@ impl PageWriter<'_> {
     /// Decodes a record; checks its checksum only when it goes into a page (counting reads
     /// only the header).
     fn decode<'t>(&self, stored: &[u8], bytes: &'t [u8]) -> CacheResult<Record<'t>> {
-        if self.out.is_some() {
+        if self.takes_values() {
             Record::decode(stored, bytes)
         } else {
             Record::decode_unverified(bytes)
         }
+    }
+
+    /// Whether values go into the page (and so are checked against their checksum first).
+    fn takes_values(&self) -> bool {
+        self.out.as_ref().is_some_and(|o| !o.keys_only)
     }
 
     /// Counts a skipped entry; true when the page must end after it.
@@ -292,7 +354,7 @@ impl PageWriter<'_> {
                 let (first, tail) = rest.split_at_mut(k);
                 first.sort_unstable_by(order);
                 for (member, full_key, record, bytes) in first.iter() {
-                    if self.out.is_some()
+                    if self.takes_values()
                         && scan.range.contains(full_key)
                         && !done(member, full_key)
                     {
@@ -352,7 +414,20 @@ impl PageWriter<'_> {
             return Ok(self.skip().then(|| (self.count, cursor())));
         }
         let mut written = 0;
-        if let Some(PageOut { body, json_values }) = self.out.as_mut() {
+        if let Some(PageOut {
+            body,
+            json_values,
+            keys_only,
+        }) = self.out.as_mut()
+        {
+            if *keys_only {
+                write_msgpack_str(body, &full_key[range.prefix.len()..]);
+                written = body.len();
+                self.count += 1;
+                return Ok(self
+                    .page_full(written, long)
+                    .then(|| (self.count, cursor())));
+            }
             body.push(0x92); // a pair
             write_msgpack_str(body, &full_key[range.prefix.len()..]);
             match record.payload {
@@ -366,6 +441,13 @@ impl PageWriter<'_> {
             written = body.len();
         }
         self.count += 1;
+        Ok(self
+            .page_full(written, long)
+            .then(|| (self.count, cursor())))
+    }
+
+    /// Whether the page ends after an entry that left `written` bytes in it.
+    fn page_full(&self, written: usize, long: bool) -> bool {
         // Members of a long-key group get a larger byte budget: each page inside a group
         // walks the whole group again, so fewer, larger pages cost less.
         let max_bytes = if long {
@@ -373,10 +455,7 @@ impl PageWriter<'_> {
         } else {
             self.max_bytes
         };
-        if self.count >= self.max_entries || written >= max_bytes {
-            return Ok(Some((self.count, cursor())));
-        }
-        Ok(None)
+        self.count >= self.max_entries || written >= max_bytes
     }
 }
 
@@ -516,6 +595,59 @@ mod tests {
             .unwrap();
         assert_eq!((count, expired.len()), (expected.len(), 1));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_keys_only_page_lists_the_keys_of_the_entries_page_in_order_and_pages_alike() {
+        let (dir, store) = fresh_store("keys-only");
+        let long_key = [b"p:".as_slice(), &[b'x'; 600]].concat();
+        put_records(
+            &store,
+            &[
+                (b"p:a", None, Some(b"1")),
+                (b"p:json", None, Some(br#"{"__proto__":7}"#)),
+                (b"p:expired", Some(5), Some(b"2")),
+                (b"p:undefined", None, None),
+                (&long_key, None, Some(b"3")),
+                (b"q:outside", None, Some(b"5")),
+            ],
+        );
+        let range = KeyRange {
+            prefix: b"p:".to_vec(),
+            lower: None,
+            upper: None,
+        };
+        for reverse in [false, true] {
+            let (mut cursor, mut keys): (Option<Vec<u8>>, Vec<String>) = (None, Vec::new());
+            loop {
+                let (mut out, mut expired) = (Vec::new(), Vec::new());
+                let (count, end) = store
+                    .scan_keys_page(
+                        &range,
+                        reverse,
+                        cursor.as_deref(),
+                        10,
+                        2,
+                        1 << 20,
+                        &mut out,
+                        &mut expired,
+                    )
+                    .unwrap();
+                let page: Vec<String> = rmp_serde::from_slice(&out).unwrap();
+                assert_eq!(page.len(), count);
+                keys.extend(page);
+                match end {
+                    PageEnd::Done => break,
+                    PageEnd::After(c) => cursor = Some(c),
+                }
+            }
+            let mut expected = vec!["a".to_string(), "json".into(), "x".repeat(600)];
+            if reverse {
+                expected.reverse();
+            }
+            assert_eq!(keys, expected, "reverse: {reverse}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
