@@ -81,6 +81,18 @@ export interface NativeStats {
   maxReaders: number
   openStores: number
   lastTxnId: number
+  /**
+   * The directory's bounds (null: none), and its counted entries and bytes (null: the
+   * directory keeps no totals, having never been bounded).
+   */
+  maxEntries?: number
+  maxBytes?: number
+  countedEntries?: number
+  countedBytes?: number
+  /** This process's reads that found an entry, found none, and entries its writer evicted. */
+  hits: number
+  misses: number
+  evictions: number
 }
 
 export interface NativeVerifyReport {
@@ -91,8 +103,11 @@ export interface NativeVerifyReport {
   undecodableCount: number
 }
 
-/** Opens a handle on the cache directory `path`. */
-export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null): number | null
+/**
+ * Opens a handle on the cache directory `path`. `max_entries` / `max_bytes`: the
+ * directory's bounds to store (negative or absent: keep the stored one; Infinity: remove it).
+ */
+export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null, maxEntries?: number | undefined | null, maxBytes?: number | undefined | null): number | null
 
 /**
  * The key lists of the handle's stored shapes from id `from` on, as JSON text (an array of

@@ -1,6 +1,6 @@
 //! Native core of `@promethean/lmdb-cache`.
 //!
-//! The pure-Rust core (`keys`, `record`, `shapes`, `store`, `batch`, `writer`, `registry`,
+//! The pure-Rust core (`keys`, `record`, `eviction`, `shapes`, `store`, `batch`, `writer`, `registry`,
 //! `error`, `meta_check`, `verify`) knows nothing of N-API and is tested with `cargo test`;
 //! `binding` is the thin napi layer over it.
 
@@ -12,6 +12,7 @@ mod batch;
 mod binding;
 mod codec;
 mod error;
+mod eviction;
 mod keys;
 mod meta_check;
 #[cfg(test)]

@@ -31,6 +31,12 @@ impl SharedStore {
         self.queue.push_lazy_deletes(full_keys, now, durability);
     }
 
+    /// Queues a touch (a re-stamp of the entry's last access) for a read that found it stale;
+    /// dropped when the queue of touches is full.
+    pub fn enqueue_touch(&self, full_key: &[u8], durability: Durability) {
+        self.queue.push_touch(full_key, durability);
+    }
+
     /// Queues requests in order; gives them back if the store is shutting down.
     pub fn enqueue_many(&self, requests: Vec<WriteRequest>) -> Result<(), Vec<WriteRequest>> {
         self.queue.push_many(requests)

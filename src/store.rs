@@ -19,6 +19,7 @@ use heed::{Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, RoTxn
 use parking_lot::RwLock;
 
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::EvictionState;
 use crate::keys::StoredKey;
 use crate::record::Record;
 
@@ -58,8 +59,11 @@ pub struct Store {
     /// expiry (u64 big-endian) ++ stored key -> empty: every entry with an expiry, in expiry
     /// order, so a sweep visits only what has expired.
     pub(crate) expiries: Entries,
-    /// The format record, and the shapes (see `shapes`).
+    /// The format record, the shapes (see `shapes`), and the bounds, totals and eviction
+    /// clock of a bounded directory (see `eviction`).
     pub(crate) meta: Entries,
+    /// Recency hints and this process's hit, miss and eviction counts.
+    pub(crate) eviction: EvictionState,
     map_lock: RwLock<()>,
     max_map_size: AtomicU64,
     /// LMDB's page size for this file.
@@ -113,11 +117,21 @@ impl Store {
             }
         };
         let page_size = env.unnamed_database_stat().page_size as u64;
+        let eviction = EvictionState::default();
+        let bounds = env
+            .read_txn()
+            .and_then(|txn| {
+                meta.get(&txn, crate::eviction::BOUNDS_KEY)
+                    .map(|b| b.is_some())
+            })
+            .map_err(|e| CacheError::from_heed(e, path))?;
+        eviction.bounded.store(bounds, Ordering::Relaxed);
         Ok(Store {
             env,
             entries,
             expiries,
             meta,
+            eviction,
             map_lock: RwLock::new(()),
             max_map_size: AtomicU64::new(round_map_size(opts.max_map_size)),
             page_size,
@@ -392,7 +406,7 @@ impl Store {
     /// under the `map_lock` it holds), so that the counts agree with each other.
     pub fn stats(&self) -> CacheResult<StoreStats> {
         let heed_err = |e| self.heed_error(e);
-        let (info, page_size, entries, expired, held_pages) = self.read(|txn| {
+        let (info, page_size, entries, expired, held_pages, bounds, totals) = self.read(|txn| {
             let info = self.env.info();
             let page_size = self.env.unnamed_database_stat().page_size as u64;
             // The main database also holds the records of our two named databases.
@@ -420,7 +434,10 @@ impl Store {
                 let s = db.stat(txn).map_err(heed_err)?;
                 held += (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
             }
-            Ok((info, page_size, entries, expired, held))
+            let bounds = crate::eviction::read_bounds(self, txn).map_err(heed_err)?;
+            let totals =
+                crate::eviction::read_totals(self, txn, txn.id() as u64).map_err(heed_err)?;
+            Ok((info, page_size, entries, expired, held, bounds, totals))
         })?;
         let live = entries.saturating_sub(expired);
         let used_pages = info.last_page_number as u64 + 1;
@@ -440,6 +457,8 @@ impl Store {
             readers_in_use: info.number_of_readers,
             last_txn_id: info.last_txn_id as u64,
             max_readers: info.maximum_number_of_readers,
+            bounds,
+            totals,
         })
     }
 }
@@ -463,6 +482,9 @@ pub struct StoreStats {
     /// The id of the last committed transaction (by any process).
     pub last_txn_id: u64,
     pub max_readers: u32,
+    pub bounds: crate::eviction::Bounds,
+    /// The running totals, if kept and up to date at this snapshot.
+    pub totals: Option<crate::eviction::Totals>,
 }
 
 /// Names the key of an undecodable record in the error, so that the caller can repair it

@@ -10,11 +10,16 @@
 //! A full map or disk: requests that only delete may grow the map into a reserve past the
 //! maximum size, and one that still does not fit is committed in parts (it is then no longer
 //! atomic); puts never grow the map past the maximum, nor use room a delete left beyond it.
+//!
+//! A bounded directory (see `eviction`): every transaction keeps the totals, applies the
+//! touches reads queued, and evicts while a bound is passed (bounded work; what is left is
+//! evicted by the next transactions, which the writer runs on its own while idle).
 
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use heed::{EnvFlags, MdbError, RwTxn};
 use parking_lot::{Condvar, Mutex};
@@ -22,6 +27,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::batch::{parse_batch, Op};
 use crate::codec;
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::{BoundSetting, Evictor};
 use crate::keys::StoredKey;
 use crate::record::{self, Payload, Record};
 use crate::shapes::{self, ShapeTable};
@@ -73,6 +79,11 @@ pub enum WriteKind {
     DeleteIfExpired { full_key: Vec<u8>, now: u64 },
     /// Delete every entry expired at `now`; completes with the count.
     Sweep { now: u64 },
+    /// Store an open's bounds for the directory (see `eviction::BoundSetting`).
+    SetBounds {
+        max_entries: BoundSetting,
+        max_bytes: BoundSetting,
+    },
     /// Panics in the writer thread: tests pin what a bug there does to the group and after.
     #[cfg(test)]
     PanicForTest,
@@ -93,7 +104,10 @@ impl WriteRequest {
             WriteKind::Batch(bytes) => parse_batch(bytes)
                 .map(|ops| ops.iter().all(|op| matches!(op, Op::Del { .. })))
                 .unwrap_or(false),
-            WriteKind::DeleteIfExpired { .. } | WriteKind::Sweep { .. } => true,
+            // Bounds only shrink what the cache holds.
+            WriteKind::DeleteIfExpired { .. }
+            | WriteKind::Sweep { .. }
+            | WriteKind::SetBounds { .. } => true,
             #[cfg(test)]
             WriteKind::PanicForTest => false,
         }
@@ -116,7 +130,20 @@ struct QueueState {
     closing: bool,
     /// The writer took a group and has not come back for more: it is still committing it.
     committing: bool,
+    /// Full keys reads found stale in a bounded directory, to re-stamp (coalesced; at most
+    /// [`MAX_QUEUED_TOUCHES`]), the strongest durability of their handles, and when the
+    /// first came.
+    touches: HashSet<Vec<u8>>,
+    touch_durability: Durability,
+    touches_since: Option<Instant>,
 }
+
+/// Most touches waiting at once; beyond, reads drop theirs (the entry then just looks older).
+pub const MAX_QUEUED_TOUCHES: usize = 16_384;
+/// Touches ride along with the next writes; with none coming, the writer commits them on
+/// their own once this many wait or the first has waited [`TOUCH_DELAY`].
+const TOUCH_BATCH: usize = 1024;
+const TOUCH_DELAY: Duration = Duration::from_millis(250);
 
 /// Most lazy expiry deletes waiting for the writer at once. Reads queue one per expired entry
 /// they pass; a scan over millions of expired entries would otherwise queue millions (memory
@@ -132,6 +159,9 @@ impl Default for WriteQueue {
                 lazy_deletes: 0,
                 closing: false,
                 committing: false,
+                touches: HashSet::new(),
+                touch_durability: Durability::NoSync,
+                touches_since: None,
             }),
             wake: Condvar::new(),
             idle: Condvar::new(),
@@ -191,7 +221,41 @@ impl WriteQueue {
         queued
     }
 
-    /// Waits for work; `None` once closing and drained.
+    /// Queues a touch of `full_key` (see [`MAX_QUEUED_TOUCHES`]); false if dropped.
+    pub fn push_touch(&self, full_key: &[u8], durability: Durability) -> bool {
+        let mut state = self.state.lock();
+        if state.closing
+            || (state.touches.len() >= MAX_QUEUED_TOUCHES && !state.touches.contains(full_key))
+        {
+            return false;
+        }
+        if state.touches.contains(full_key) {
+            return true;
+        }
+        state.touches.insert(full_key.to_vec());
+        state.touch_durability = state.touch_durability.max(durability);
+        let first = state.touches_since.is_none();
+        if first {
+            state.touches_since = Some(Instant::now());
+        }
+        let wake = first || state.touches.len() == TOUCH_BATCH;
+        drop(state);
+        if wake {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// The queued touches and their durability, taken (with a group or after [`take`]
+    /// returned one for them).
+    fn take_touches(&self) -> (Vec<Vec<u8>>, Durability) {
+        let mut state = self.state.lock();
+        state.touches_since = None;
+        let durability = std::mem::replace(&mut state.touch_durability, Durability::NoSync);
+        (state.touches.drain().collect(), durability)
+    }
+
+    /// Waits for work; `None` once closing and drained. An empty group: only touches are due.
     fn take(&self) -> Option<Vec<WriteRequest>> {
         let mut state = self.state.lock();
         // Back for more: the previous group is committed and its replies delivered.
@@ -208,8 +272,22 @@ impl WriteQueue {
             if state.closing {
                 return None;
             }
-            self.wake.wait(&mut state);
+            match state.touches_since {
+                Some(since)
+                    if state.touches.len() >= TOUCH_BATCH || since.elapsed() >= TOUCH_DELAY =>
+                {
+                    return Some(Vec::new())
+                }
+                Some(since) => {
+                    self.wake.wait_until(&mut state, since + TOUCH_DELAY);
+                }
+                None => self.wake.wait(&mut state),
+            }
         }
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.state.lock().pending.is_empty()
     }
 
     /// Blocks until everything queued so far is committed (and its replies delivered), or
@@ -245,10 +323,26 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
                 shapes_synced: false,
                 shaped: Vec::new(),
                 transcoded: Vec::new(),
+                evictor: Evictor::default(),
+                touches: Vec::new(),
+                extra_durability: None,
+                restamped: Vec::new(),
             };
             while let Some(group) = queue.take() {
+                let (touches, durability) = queue.take_touches();
+                writer.touches = touches;
+                writer.extra_durability = (!writer.touches.is_empty()).then_some(durability);
                 let results = writer.commit_catching(&group);
+                writer.touches.clear();
                 deliver(group, results);
+                // Past a bound after its bounded share of eviction: evict more on our own
+                // while nothing else waits (each transaction bounded again).
+                while writer.evictor.over() && !queue.has_pending() {
+                    writer.commit_catching(&[]);
+                    if !writer.evicted_some() {
+                        break;
+                    }
+                }
             }
             if writer.unsynced {
                 // Closing: make commits done without a full fsync durable now. A failure here
@@ -272,6 +366,12 @@ struct Writer {
     /// Reused buffers: a value with its maps shaped, and a JSON value transcoded.
     shaped: Vec<u8>,
     transcoded: Vec<u8>,
+    /// Totals, recency and eviction of a bounded directory.
+    evictor: Evictor,
+    /// Touches to apply in the next transaction, with their durability.
+    touches: Vec<Vec<u8>>,
+    extra_durability: Option<Durability>,
+    restamped: Vec<u8>,
 }
 
 enum Failure {
@@ -321,9 +421,10 @@ impl Writer {
         let durability = group
             .iter()
             .map(|r| r.durability)
+            .chain(self.extra_durability)
             .max()
             .unwrap_or(Durability::Durable);
-        let only_deletes = group.iter().all(WriteRequest::only_deletes);
+        let only_deletes = group.iter().all(WriteRequest::only_deletes) && self.touches.is_empty();
         let max = self.store.max_map_size();
         // Puts never grow the map past the maximum, nor use room a delete left beyond it.
         let cap = (!only_deletes).then_some(max);
@@ -458,8 +559,19 @@ impl Writer {
         let (guard, mut txn) = store.write_txn(cap).map_err(Failure::Request)?;
         // Another process may have stored shapes since; an aborted transaction took its own.
         self.shapes_synced = false;
-        let value = match body(self, &mut txn) {
-            Ok(value) => value,
+        let begun = self
+            .evictor
+            .begin(&store, &txn)
+            .map_err(|e| self.classify(e));
+        let value = match begun.and_then(|()| body(self, &mut txn)) {
+            Ok(value) => match self.finish_txn(&store, &mut txn) {
+                Ok(()) => value,
+                Err(f) => {
+                    txn.abort();
+                    drop(guard);
+                    return Err(f);
+                }
+            },
             Err(f) => {
                 txn.abort();
                 drop(guard);
@@ -471,6 +583,7 @@ impl Writer {
         match committed {
             Ok(()) => {
                 self.shapes.mark_committed();
+                self.evictor.committed(&store);
                 if durability != Durability::Strict {
                     self.unsynced = true;
                 }
@@ -478,6 +591,30 @@ impl Writer {
             }
             Err(e) => Err(self.classify_commit(e)),
         }
+    }
+
+    /// The end of every write transaction in a directory that keeps totals: the touches reads
+    /// queued, then eviction while a bound is passed (expired entries first), then the totals.
+    fn finish_txn(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), Failure> {
+        let ev = &mut self.evictor;
+        let heed = ev
+            .ensure_totals(store, txn)
+            .and_then(|()| ev.apply_touches(store, txn, &self.touches, &mut self.restamped));
+        heed.map_err(|e| self.classify(e))?;
+        if self.evictor.over() {
+            let now = self.evictor.now_ms();
+            self.sweep(txn, now, crate::eviction::MAX_SAMPLED_PER_TXN)?;
+        }
+        let ev = &mut self.evictor;
+        let heed = ev
+            .evict_sampled(store, txn)
+            .and_then(|()| ev.save(store, txn));
+        heed.map_err(|e| self.classify(e))
+    }
+
+    /// Whether the last transaction evicted anything (progress while over a bound).
+    fn evicted_some(&self) -> bool {
+        self.evictor.evicted_in_txn() > 0
     }
 
     fn classify(&self, e: heed::Error) -> Failure {
@@ -528,6 +665,16 @@ impl Writer {
                 Ok(if deleted { 1.0 } else { 0.0 })
             }
             WriteKind::Sweep { now } => self.sweep(txn, *now, usize::MAX).map(|(n, _)| n as f64),
+            WriteKind::SetBounds {
+                max_entries,
+                max_bytes,
+            } => {
+                let store = Arc::clone(&self.store);
+                self.evictor
+                    .set_bounds(&store, txn, *max_entries, *max_bytes)
+                    .map_err(|e| self.classify(e))?;
+                Ok(0.0)
+            }
             #[cfg(test)]
             WriteKind::PanicForTest => panic!("as the test asked"),
         }
@@ -546,31 +693,34 @@ impl Writer {
     }
 
     /// Reads the record in `stored`'s slot if it belongs to `full_key`. Returns its expiry
-    /// (for the index) or an error when a different long key holds the slot.
+    /// (for the index) or an error when a different long key holds the slot, and the length
+    /// of whatever record the slot holds (for the totals).
     fn existing_expiry(
         &self,
         txn: &RwTxn<'_>,
         stored: &StoredKey,
         full_key: &[u8],
-    ) -> Result<Option<Option<u64>>, Failure> {
+    ) -> Result<(Option<Option<u64>>, Option<usize>), Failure> {
         let raw = self
             .store
             .entries
             .get(txn, stored.as_bytes())
             .map_err(|e| self.classify(e))?;
-        match raw {
-            None => Ok(None),
+        let len = raw.map(<[u8]>::len);
+        let expiry = match raw {
+            None => None,
             // Undecodable (damaged, or not written by this package): overwritten as if absent.
             // An expiry index row it may have left is harmless: a sweep deletes an entry only
             // if its record carries that expiry, and drops the row either way.
             Some(bytes) => match Record::decode(stored.as_bytes(), bytes) {
                 Ok(record) if stored.is_long() && record.full_key != Some(full_key) => {
-                    Err(Failure::Request(CacheError::KeyCollision))
+                    return Err(Failure::Request(CacheError::KeyCollision))
                 }
-                Ok(record) => Ok(Some(record.expiry)),
-                Err(_) => Ok(None),
+                Ok(record) => Some(record.expiry),
+                Err(_) => None,
             },
-        }
+        };
+        Ok((expiry, len))
     }
 
     fn put(
@@ -581,7 +731,8 @@ impl Writer {
         value: Payload<'_>,
     ) -> Result<(), Failure> {
         let stored = StoredKey::encode(full_key);
-        if let Some(Some(old)) = self.existing_expiry(txn, &stored, full_key)? {
+        let (existing, old_len) = self.existing_expiry(txn, &stored, full_key)?;
+        if let Some(Some(old)) = existing {
             if Some(old) != expiry {
                 self.store
                     .expiries
@@ -595,10 +746,11 @@ impl Writer {
             value
         };
         self.scratch.clear();
-        record::encode_put(
+        record::encode_put_stamped(
             stored.as_bytes(),
             expiry,
             stored.is_long().then_some(full_key),
+            self.evictor.stamp(),
             value,
             &mut self.scratch,
         );
@@ -606,6 +758,8 @@ impl Writer {
             .entries
             .put(txn, stored.as_bytes(), &self.scratch)
             .map_err(|e| self.classify(e))?;
+        self.evictor
+            .wrote(stored.as_bytes().len(), old_len, self.scratch.len());
         if let Some(x) = expiry {
             self.store
                 .expiries
@@ -677,14 +831,14 @@ impl Writer {
         condition: impl Fn(Option<&Record<'_>>) -> bool,
     ) -> Result<bool, Failure> {
         let stored = StoredKey::encode(full_key);
-        let expiry = {
+        let (expiry, len) = {
             let raw = self
                 .store
                 .entries
                 .get(txn, stored.as_bytes())
                 .map_err(|e| self.classify(e))?;
             let Some(bytes) = raw else { return Ok(false) };
-            match Record::decode(stored.as_bytes(), bytes) {
+            let expiry = match Record::decode(stored.as_bytes(), bytes) {
                 Ok(record) => {
                     if (stored.is_long() && record.full_key != Some(full_key))
                         || !condition(Some(&record))
@@ -695,12 +849,14 @@ impl Writer {
                 }
                 Err(_) if condition(None) => None,
                 Err(_) => return Ok(false),
-            }
+            };
+            (expiry, bytes.len())
         };
         self.store
             .entries
             .delete(txn, stored.as_bytes())
             .map_err(|e| self.classify(e))?;
+        self.evictor.removed(stored.as_bytes().len(), len);
         if let Some(x) = expiry {
             self.store
                 .expiries
@@ -766,18 +922,19 @@ impl Writer {
                     .get(txn, stored)
                     .map_err(|e| self.classify(e))?
                 {
-                    Some(bytes) => {
-                        // An undecodable record is left for its key's owner to repair.
-                        // The header is enough here: an expired record goes whatever its value.
-                        Record::decode_unverified(bytes).is_ok_and(|r| r.expiry == Some(expiry))
-                    }
-                    None => false,
+                    // An undecodable record is left for its key's owner to repair. The
+                    // header is enough here: an expired record goes whatever its value.
+                    Some(bytes) => Record::decode_unverified(bytes)
+                        .is_ok_and(|r| r.expiry == Some(expiry))
+                        .then_some(bytes.len()),
+                    None => None,
                 };
-                if matches {
+                if let Some(len) = matches {
                     self.store
                         .entries
                         .delete(txn, stored)
                         .map_err(|e| self.classify(e))?;
+                    self.evictor.removed(stored.len(), len);
                     deleted += 1;
                 }
                 self.store

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 use std::panic::catch_unwind;
 use std::ptr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use napi::sys;
@@ -14,6 +15,7 @@ use super::check;
 use super::completions::CompletionPort;
 use super::handles::HandleTable;
 use crate::error::{CacheError, CacheResult};
+use crate::eviction;
 use crate::protocol::*;
 use crate::record::{expiry_from_js, Payload};
 use crate::registry::{self, SharedStore};
@@ -93,13 +95,16 @@ impl ThreadState {
         key: &[u8],
         want_value: bool,
     ) -> CacheResult<(i32, Option<Vec<u8>>)> {
-        let store = &self.handle(handle)?.shared.store;
+        let h = self.handle(handle)?;
+        let store = &h.shared.store;
         let scratch = self.scratch;
         let mut large = None;
+        let mut found = None;
         let status = store.lookup(key, |record| {
             let Some(record) = record else {
                 return LOOKUP_MISSING;
             };
+            found = Some((record.access, record.expiry));
             self.set_ctl(
                 CTL_HAS_EXPIRY,
                 if record.expiry.is_some() { 1.0 } else { 0.0 },
@@ -130,7 +135,28 @@ impl ThreadState {
                 LOOKUP_FOUND_LARGE
             }
         })?;
+        self.count_and_touch(h, key, found);
         Ok((status, large))
+    }
+
+    /// Counts a hit or a miss, and in a bounded directory queues a touch of a live entry
+    /// whose last access (`found`: its stamp and expiry) is stale. Inspecting handles
+    /// (`keep_expired`) change nothing.
+    fn count_and_touch(&self, h: &Handle, key: &[u8], found: Option<(Option<u32>, Option<u64>)>) {
+        let ev = &h.shared.store.eviction;
+        let Some((stamp, expiry)) = found else {
+            ev.misses.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // An expired entry counts as a hit until JS calls `expire`, which makes it a miss.
+        ev.hits.fetch_add(1, Ordering::Relaxed);
+        if h.keep_expired || !ev.bounded.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = eviction::now_ms();
+        if !expiry.is_some_and(|x| x <= now) && ev.wants_touch(now, stamp) {
+            h.shared.enqueue_touch(key, h.durability);
+        }
     }
 
     /// `lookup` that keeps a large value for `takeLargeValue()`.
@@ -170,6 +196,9 @@ impl ThreadState {
     fn expire(&self, handle: u32, key: &[u8], now: f64) -> CacheResult<()> {
         let h = self.handle(handle)?;
         let now = expiry_from_js(now).unwrap_or(u64::MAX);
+        let ev = &h.shared.store.eviction;
+        ev.hits.fetch_sub(1, Ordering::Relaxed);
+        ev.misses.fetch_add(1, Ordering::Relaxed);
         if !h.keep_expired {
             h.shared
                 .enqueue_lazy_deletes([key.to_vec()], now, h.durability);
