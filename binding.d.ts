@@ -93,6 +93,11 @@ export interface NativeStats {
   hits: number
   misses: number
   evictions: number
+  /**
+   * The same summed over every process of a bounded directory, each up to its last write
+   * (null: not kept).
+   */
+  directoryCounters?: Array<number>
 }
 
 export interface NativeVerifyReport {
@@ -101,6 +106,7 @@ export interface NativeVerifyReport {
   /** `[key, what is wrong]` pairs, at most 100. */
   undecodable: Array<Array<string>>
   undecodableCount: number
+  totalsChecked: boolean
 }
 
 /**

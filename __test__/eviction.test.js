@@ -99,6 +99,14 @@ test('the bound is the directory: an open without it follows it, the last one th
     assert.equal(s.maxEntries, 40)
     assert.equal(await a.count(), 40)
     assert.equal(await a.get('after'), 2)
+    // `lmdb-cache stats` shows the directory's bound, totals and the counts of all processes.
+    const cli = spawnSync(process.execPath, [CLI, 'stats', dir], { encoding: 'utf8' })
+    assert.equal(cli.status, 0, cli.stderr)
+    assert.match(cli.stdout, /^bounds {7}maxEntries 40, no byte bound \(least recently used entries are evicted past them\)$/m)
+    assert.match(cli.stdout, /^counted {6}40 of at most 40 entries, /m)
+    const json = JSON.parse(spawnSync(process.execPath, [CLI, 'stats', dir, '--json'], { encoding: 'utf8' }).stdout)
+    assert.equal(json.directory.evictions, 300 + 2 - 40, 'every eviction of every process')
+    assert.match(cli.stdout, /^evictions {4}262 entries evicted/m)
     // Infinity removes it: nothing is evicted any more.
     const d = await openLmdbCache({ path: dir, maxEntries: Number.POSITIVE_INFINITY })
     for (let i = 0; i < 50; i++) await d.set(`more${i}`, i)
@@ -278,6 +286,7 @@ test('SIGKILL mid-eviction leaves a consistent file: verify passes and the total
       await new Promise((resolve) => w.child.once('exit', resolve))
       const check = verify(dir)
       assert.equal(check.status, 0, JSON.stringify(check.report))
+      assert.equal(check.report.totalsChecked, true, 'verify compared the totals with its full count')
       const { entries, stats } = await fullCount(dir)
       assert.equal(stats.countedEntries, entries, `round ${round}: the totals match a full count`)
     }

@@ -62,7 +62,10 @@ Options:
 
 Prints the number of entries (live and expired), live entries per namespace (the part of a
 key before the first U+241F), the map size and its maximum, the size of data.mdb, the bytes in
-use, and LMDB reader slots (the most ever in use at once, and the limit). It changes no
+use, and LMDB reader slots (the most ever in use at once, and the limit); for a bounded
+directory (maxEntries, maxBytes) its bounds, the entries and bytes counted against them, and
+the evictions, hits and misses of all processes (each process adds its counts to the
+directory's with its writes). It changes no
 entry: expired entries are counted, not deleted (that is what '${PROGRAM} sweep' does).
 Like any open, it removes what killed compactions left behind.
 
@@ -437,9 +440,35 @@ async function cmdStats(args) {
     `used size    ${bytes(stats.usedSize)} (up to the last page in use; '${PROGRAM} compact' drops free pages)`,
     `free pages   ${int(stats.freePages)} (${bytes(stats.pageSize)} each, ${bytes(stats.freePages * stats.pageSize)} reusable)`,
     `readers      ${int(stats.readersInUse)} of ${int(stats.maxReaders)} slots (most ever in use at once)`,
+    ...boundLines(stats),
   )
   process.stdout.write(`${lines.join('\n')}\n`)
   return 0
+}
+
+/** The `stats` lines of a bounded directory (docs/eviction.md): its bounds and counted totals. */
+function boundLines(stats) {
+  if (stats.maxEntries === null && stats.maxBytes === null) {
+    return stats.countedEntries === null ? [] : [`bounds       none (removed; ${int(stats.countedEntries)} entries of ${bytes(stats.countedBytes)} counted)`]
+  }
+  const of = (counted, max, show) => `${show(counted)} of ${max === null ? 'no bound' : `at most ${show(max)}`}`
+  const counted =
+    stats.countedEntries === null
+      ? ['counted      not yet (the next write counts them)']
+      : [`counted      ${of(stats.countedEntries, stats.maxEntries, int)} entries, ${of(stats.countedBytes, stats.maxBytes, bytes)} (keys + records)`]
+  const d = stats.directory
+  const activity =
+    d === null
+      ? []
+      : [
+          `evictions    ${int(d.evictions)} entries evicted to keep within the bounds (all processes, since the bound was set)`,
+          `reads        ${int(d.hits)} hits, ${int(d.misses)} misses${d.hits + d.misses > 0 ? ` (${((100 * d.hits) / (d.hits + d.misses)).toFixed(1)} % hits)` : ''} by gets and has() of all processes, each counted up to its last write`,
+        ]
+  return [
+    `bounds       ${stats.maxEntries === null ? 'no entry bound' : `maxEntries ${int(stats.maxEntries)}`}, ${stats.maxBytes === null ? 'no byte bound' : `maxBytes ${bytes(stats.maxBytes)}`} (least recently used entries are evicted past them)`,
+    ...counted,
+    ...activity,
+  ]
 }
 
 async function cmdSweep(args) {
@@ -673,10 +702,18 @@ async function cmdVerify(args) {
   const { code, signal, result, lastProgress, errors } = await runVerifyChild(dir)
   let outcome
   if (result?.ok) {
-    const { entries, expiryRows, undecodable, undecodableCount } = result.report
+    const { entries, expiryRows, undecodable, undecodableCount, totalsChecked } = result.report
+    // A bounded directory's running totals are checked against the walk's full count.
+    const totals = totalsChecked ? '; running totals match a full count' : ''
     outcome =
       undecodableCount === 0
-        ? { ok: true, entries, expiryRows, text: `OK: ${int(entries)} entries, ${int(expiryRows)} expiry index rows, every record readable` }
+        ? {
+            ok: true,
+            entries,
+            expiryRows,
+            totalsChecked,
+            text: `OK: ${int(entries)} entries, ${int(expiryRows)} expiry index rows, every record readable${totals}`,
+          }
         : {
             ok: false,
             entries,

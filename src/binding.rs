@@ -549,6 +549,9 @@ pub struct NativeStats {
     pub hits: f64,
     pub misses: f64,
     pub evictions: f64,
+    /// The same summed over every process of a bounded directory, each up to its last write
+    /// (null: not kept).
+    pub directory_counters: Option<Vec<f64>>,
 }
 
 /// Size and usage figures of the handle's store.
@@ -568,6 +571,9 @@ pub fn stats(env: Env, handle: u32) -> Option<NativeStats> {
             hits: counter(&ev.hits),
             misses: counter(&ev.misses),
             evictions: counter(&ev.evictions),
+            directory_counters: s
+                .counters
+                .map(|c| vec![c.hits as f64, c.misses as f64, c.evictions as f64]),
             entries: s.entries as f64,
             live_entries: s.live_entries as f64,
             expired_entries: s.expired_entries as f64,
@@ -619,6 +625,7 @@ pub struct NativeVerifyReport {
     /// `[key, what is wrong]` pairs, at most 100.
     pub undecodable: Vec<Vec<String>>,
     pub undecodable_count: f64,
+    pub totals_checked: bool,
 }
 
 /// `lmdb-cache verify`'s walk (see `verify::walk`), for its child process only: calls
@@ -638,6 +645,7 @@ pub fn verify_walk(
             expiry_rows: r.expiry_rows as f64,
             undecodable: r.undecodable.into_iter().map(|(k, d)| vec![k, d]).collect(),
             undecodable_count: r.undecodable_count as f64,
+            totals_checked: r.totals_checked,
         }
     });
     or_throw(&env, report)

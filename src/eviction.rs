@@ -29,6 +29,11 @@ pub const TOTALS_KEY: &[u8] = b"totals";
 /// units), then the clock hand (the stored key the next sample starts after; may be empty).
 pub const CLOCK_KEY: &[u8] = b"evict-clock";
 
+/// `meta` key of the directory's counters: hits, misses, evictions (u64 LE each), summed over
+/// every process: each adds what it counted since its last write to its next write
+/// transaction (reads cannot write).
+pub const COUNTERS_KEY: &[u8] = b"counters";
+
 /// Entries read from the hand per eviction.
 pub const SAMPLE: usize = 16;
 /// Candidates kept between evictions: more than a sample holds, because neighbouring keys
@@ -178,6 +183,41 @@ impl Totals {
     }
 }
 
+/// Hits, misses and evictions, of one process or (summed in `meta`) of the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+impl Counters {
+    fn encode(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[..8].copy_from_slice(&self.hits.to_le_bytes());
+        out[8..16].copy_from_slice(&self.misses.to_le_bytes());
+        out[16..].copy_from_slice(&self.evictions.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Counters> {
+        let n = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        Some(Counters {
+            hits: n(0)?,
+            misses: n(8)?,
+            evictions: n(16)?,
+        })
+    }
+}
+
+/// The directory's counters as of `txn` (none: never bounded).
+pub fn read_counters(store: &Store, txn: &RoTxn<'_, WithoutTls>) -> heed::Result<Option<Counters>> {
+    Ok(store
+        .meta
+        .get(txn, COUNTERS_KEY)?
+        .and_then(Counters::decode))
+}
+
 /// The stored bounds as of `txn`.
 pub fn read_bounds(store: &Store, txn: &RoTxn<'_, WithoutTls>) -> heed::Result<Bounds> {
     Ok(store
@@ -241,6 +281,15 @@ impl Default for EvictionState {
 }
 
 impl EvictionState {
+    /// This process's counts so far.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+
     /// Whether a read that found a record stamped `stamp` should queue a touch.
     pub fn wants_touch(&self, now_ms: u64, stamp: Option<u32>) -> bool {
         age(access_clock(now_ms), stamp) >= self.touch_after.load(Ordering::Relaxed)
@@ -318,6 +367,10 @@ pub struct Evictor {
     clock_dirty: bool,
     now_ms: u64,
     evicted_in_txn: u64,
+    /// This process's hits and misses already added to the directory's counters, and those
+    /// the current transaction adds (published once it commits).
+    published: Counters,
+    publishing: Counters,
 }
 
 impl Evictor {
@@ -535,11 +588,22 @@ impl Evictor {
         Ok(seen)
     }
 
-    /// Stores the totals (and the clock, if it moved) in `txn`.
-    pub fn save(&self, store: &Store, txn: &mut RwTxn<'_>) -> heed::Result<()> {
+    /// Stores the totals, the directory's counters (and the clock, if it moved) in `txn`.
+    pub fn save(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> heed::Result<()> {
         if let Some(t) = self.totals.get() {
             let id = txn.id() as u64;
             store.meta.put(txn, TOTALS_KEY, &t.encode(id))?;
+            let mut sum = read_counters(store, txn)?.unwrap_or_default();
+            let now = store.eviction.counters();
+            self.publishing = Counters {
+                hits: now.hits,
+                misses: now.misses,
+                evictions: 0,
+            };
+            sum.hits += now.hits.saturating_sub(self.published.hits);
+            sum.misses += now.misses.saturating_sub(self.published.misses);
+            sum.evictions += self.evicted_in_txn;
+            store.meta.put(txn, COUNTERS_KEY, &sum.encode())?;
         }
         if self.clock_dirty {
             let mut clock = self.evict_age.to_le_bytes().to_vec();
@@ -550,7 +614,10 @@ impl Evictor {
     }
 
     /// After the transaction committed: counts its evictions and adopts its eviction age.
-    pub fn committed(&self, store: &Store) {
+    pub fn committed(&mut self, store: &Store) {
+        if self.totals.get().is_some() {
+            self.published = self.publishing;
+        }
         if self.evicted_in_txn > 0 {
             store
                 .eviction
