@@ -294,6 +294,11 @@ impl EvictionState {
     pub fn wants_touch(&self, now_ms: u64, stamp: Option<u32>) -> bool {
         age(access_clock(now_ms), stamp) >= self.touch_after.load(Ordering::Relaxed)
     }
+
+    /// Whether a touch offered at `at` (access clock) is a touch interval old at `now`.
+    pub fn wants_touch_since(&self, now: u32, at: u32) -> bool {
+        age(now, Some(at)) >= self.touch_after.load(Ordering::Relaxed)
+    }
 }
 
 /// The touch threshold for entries being evicted at `evict_age`.

@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -121,6 +122,8 @@ pub struct WriteQueue {
     /// Signalled when the writer has nothing queued and nothing being committed (see
     /// [`WriteQueue::wait_idle`]).
     idle: Condvar,
+    /// The touches are at [`MAX_QUEUED_TOUCHES`]: reads drop theirs without taking the lock.
+    touches_full: AtomicBool,
 }
 
 struct QueueState {
@@ -139,11 +142,12 @@ struct QueueState {
 }
 
 /// Most touches waiting at once; beyond, reads drop theirs (the entry then just looks older).
-pub const MAX_QUEUED_TOUCHES: usize = 16_384;
-/// Touches ride along with the next writes; with none coming, the writer commits them on
-/// their own once this many wait or the first has waited [`TOUCH_DELAY`].
-const TOUCH_BATCH: usize = 1024;
-const TOUCH_DELAY: Duration = Duration::from_millis(250);
+pub const MAX_QUEUED_TOUCHES: usize = 8_192;
+/// Touches ride along with the next writes (eviction only runs in writes, so that is when
+/// recency is needed); with none coming, the writer commits them on their own once the first
+/// has waited this long, so that other processes' evictions see them. A read-mostly process
+/// thus re-stamps at most [`MAX_QUEUED_TOUCHES`] entries per period.
+const TOUCH_DELAY: Duration = Duration::from_secs(1);
 
 /// Most lazy expiry deletes waiting for the writer at once. Reads queue one per expired entry
 /// they pass; a scan over millions of expired entries would otherwise queue millions (memory
@@ -165,6 +169,7 @@ impl Default for WriteQueue {
             }),
             wake: Condvar::new(),
             idle: Condvar::new(),
+            touches_full: AtomicBool::new(false),
         }
     }
 }
@@ -223,6 +228,9 @@ impl WriteQueue {
 
     /// Queues a touch of `full_key` (see [`MAX_QUEUED_TOUCHES`]); false if dropped.
     pub fn push_touch(&self, full_key: &[u8], durability: Durability) -> bool {
+        if self.touches_full.load(Ordering::Relaxed) {
+            return false;
+        }
         let mut state = self.state.lock();
         if state.closing
             || (state.touches.len() >= MAX_QUEUED_TOUCHES && !state.touches.contains(full_key))
@@ -233,14 +241,16 @@ impl WriteQueue {
             return true;
         }
         state.touches.insert(full_key.to_vec());
+        if state.touches.len() >= MAX_QUEUED_TOUCHES {
+            self.touches_full.store(true, Ordering::Relaxed);
+        }
         state.touch_durability = state.touch_durability.max(durability);
         let first = state.touches_since.is_none();
         if first {
             state.touches_since = Some(Instant::now());
         }
-        let wake = first || state.touches.len() == TOUCH_BATCH;
         drop(state);
-        if wake {
+        if first {
             self.wake.notify_one();
         }
         true
@@ -251,6 +261,7 @@ impl WriteQueue {
     fn take_touches(&self) -> (Vec<Vec<u8>>, Durability) {
         let mut state = self.state.lock();
         state.touches_since = None;
+        self.touches_full.store(false, Ordering::Relaxed);
         let durability = std::mem::replace(&mut state.touch_durability, Durability::NoSync);
         (state.touches.drain().collect(), durability)
     }
@@ -273,11 +284,7 @@ impl WriteQueue {
                 return None;
             }
             match state.touches_since {
-                Some(since)
-                    if state.touches.len() >= TOUCH_BATCH || since.elapsed() >= TOUCH_DELAY =>
-                {
-                    return Some(Vec::new())
-                }
+                Some(since) if since.elapsed() >= TOUCH_DELAY => return Some(Vec::new()),
                 Some(since) => {
                     self.wake.wait_until(&mut state, since + TOUCH_DELAY);
                 }

@@ -2,7 +2,7 @@
 //! hot-path callbacks (`lookup`, `expire`), the large-value and last-error slots, and the
 //! completion ports. Lives in a thread-local; torn down with the JS environment.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::panic::catch_unwind;
 use std::ptr;
@@ -44,6 +44,23 @@ pub(super) struct ThreadState {
     /// may load the module again with a fresh registry) gets its completions delivered to its
     /// own callback. Indexed by the port number `init()` returned.
     pub(super) ports: Vec<Arc<CompletionPort>>,
+    /// Touches this thread queued lately (key hash, access-clock time), direct-mapped: a key
+    /// read again while its touch waits (or after the queue dropped it) is not offered again
+    /// until another touch interval passed, which keeps hot reads off the queue's lock.
+    pub(super) recent_touches: Box<[Cell<(u64, u32)>]>,
+}
+
+const RECENT_TOUCH_SLOTS: usize = 4096;
+
+pub(super) fn recent_touches() -> Box<[Cell<(u64, u32)>]> {
+    (0..RECENT_TOUCH_SLOTS).map(|_| Cell::new((0, 0))).collect()
+}
+
+/// FNV-1a, 64-bit: a cheap hash for the recent-touch filter (collisions only skip a touch).
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 thread_local! {
@@ -154,9 +171,18 @@ impl ThreadState {
             return;
         }
         let now = eviction::now_ms();
-        if !expiry.is_some_and(|x| x <= now) && ev.wants_touch(now, stamp) {
-            h.shared.enqueue_touch(key, h.durability);
+        if expiry.is_some_and(|x| x <= now) || !ev.wants_touch(now, stamp) {
+            return;
         }
+        let hash = key_hash(key);
+        let slot = &self.recent_touches[hash as usize % RECENT_TOUCH_SLOTS];
+        let clock = eviction::access_clock(now);
+        let (seen, at) = slot.get();
+        if seen == hash && !ev.wants_touch_since(clock, at) {
+            return;
+        }
+        slot.set((hash, clock));
+        h.shared.enqueue_touch(key, h.durability);
     }
 
     /// `lookup` that keeps a large value for `takeLargeValue()`.
@@ -352,6 +378,7 @@ pub(super) fn scratch_buffer(raw_env: sys::napi_env) -> napi::Result<sys::napi_v
             page_out: Vec::new(),
             last_error: None,
             ports: Vec::new(),
+            recent_touches: recent_touches(),
         })
     });
     Ok(buffer)
@@ -398,6 +425,7 @@ mod tests {
             page_out: Vec::new(),
             last_error: None,
             ports: Vec::new(),
+            recent_touches: recent_touches(),
         };
         let id = t
             .handles
