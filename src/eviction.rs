@@ -306,6 +306,9 @@ pub fn touch_threshold(evict_age: u32) -> u32 {
     (evict_age / TOUCH_DIVISOR).clamp(MIN_TOUCH_AFTER, MAX_TOUCH_AFTER)
 }
 
+/// A range of stored keys, as heed takes it.
+type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Candidate {
     stored: Vec<u8>,
@@ -560,7 +563,7 @@ impl Evictor {
         let mut seen = 0;
         let mut last: Option<Vec<u8>> = None;
         // LMDB refuses an empty key as a bound: an empty hand is the start of the key space.
-        let passes: &[(Bound<&[u8]>, Bound<&[u8]>)] = if self.hand.is_empty() {
+        let passes: &[KeyRange<'_>] = if self.hand.is_empty() {
             &[(Bound::Unbounded, Bound::Unbounded)]
         } else {
             &[
