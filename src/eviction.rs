@@ -158,7 +158,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn encode(&self, as_of_txn: u64) -> [u8; 24] {
+    pub(crate) fn encode(&self, as_of_txn: u64) -> [u8; 24] {
         let mut out = [0u8; 24];
         out[..8].copy_from_slice(&self.entries.to_le_bytes());
         out[8..16].copy_from_slice(&self.bytes.to_le_bytes());
@@ -670,7 +670,7 @@ mod tests {
     #[test]
     fn the_pool_keeps_the_oldest_and_gives_the_oldest_first() {
         let mut pool = Pool::default();
-        for i in 0..40u32 {
+        for i in 0..(POOL_SIZE as u32 + 24) {
             pool.offer(format!("k{i}").as_bytes(), Some(i), 1000);
         }
         assert_eq!(pool.len(), POOL_SIZE);

@@ -343,6 +343,43 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_keeps_a_bounded_directory_within_its_bound_and_its_totals_exact() {
+        use crate::eviction::{count_totals, read_totals, BoundSetting};
+        with_store("bounded", |shared| {
+            let replies = Replies::new();
+            let set = WriteKind::SetBounds {
+                max_entries: BoundSetting::Set(50),
+                max_bytes: BoundSetting::Keep,
+            };
+            let puts = (0..200)
+                .map(|i| WriteKind::Batch(encode_put(format!("k{i:03}").as_bytes(), b"[1,2]")));
+            let done = replies.run(shared, std::iter::once(set).chain(puts).collect());
+            assert!(done.iter().all(Result::is_ok));
+            // One more transaction (a delete of an absent key) must find the totals fresh.
+            let del = b"\x01\x00\x00\x00\x02\x00\x01\x00\x00\x00z".to_vec();
+            assert!(replies.run(shared, vec![WriteKind::Batch(del)])[0].is_ok());
+            let store = &shared.store;
+            store
+                .read(|txn| {
+                    let counted = count_totals(store, txn).unwrap();
+                    assert_eq!(counted.entries, 50);
+                    assert_eq!(
+                        read_totals(store, txn, txn.id() as u64).unwrap(),
+                        Some(counted)
+                    );
+                    Ok(())
+                })
+                .unwrap();
+            // (The 200 puts share one access stamp: which 50 stay is not LRU's to say.)
+            let evictions = store
+                .eviction
+                .evictions
+                .load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(evictions, 150);
+        });
+    }
+
+    #[test]
     fn a_panic_in_the_writer_fails_its_group_with_err_internal_and_later_writes_still_land() {
         with_store("panic", |shared| {
             let replies = Replies::new();
