@@ -103,7 +103,7 @@ test('the bound is the directory: an open without it follows it, the last one th
     const cli = spawnSync(process.execPath, [CLI, 'stats', dir], { encoding: 'utf8' })
     assert.equal(cli.status, 0, cli.stderr)
     assert.match(cli.stdout, /^bounds {7}maxEntries 40, no byte bound \(least recently used entries are evicted past them\)$/m)
-    assert.match(cli.stdout, /^counted {6}40 of at most 40 entries, /m)
+    assert.match(cli.stdout, /^counted {6}40 entries of at most 40, /m)
     const json = JSON.parse(spawnSync(process.execPath, [CLI, 'stats', dir, '--json'], { encoding: 'utf8' }).stdout)
     assert.equal(json.directory.evictions, 300 + 2 - 40, 'every eviction of every process')
     assert.match(cli.stdout, /^evictions {4}262 entries evicted/m)

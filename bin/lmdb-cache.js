@@ -451,11 +451,11 @@ function boundLines(stats) {
   if (stats.maxEntries === null && stats.maxBytes === null) {
     return stats.countedEntries === null ? [] : [`bounds       none (removed; ${int(stats.countedEntries)} entries of ${bytes(stats.countedBytes)} counted)`]
   }
-  const of = (counted, max, show) => `${show(counted)} of ${max === null ? 'no bound' : `at most ${show(max)}`}`
+  const of = (counted, max, show, unit) => `${show(counted)}${unit}${max === null ? '' : ` of at most ${show(max)}`}`
   const counted =
     stats.countedEntries === null
       ? ['counted      not yet (the next write counts them)']
-      : [`counted      ${of(stats.countedEntries, stats.maxEntries, int)} entries, ${of(stats.countedBytes, stats.maxBytes, bytes)} (keys + records)`]
+      : [`counted      ${of(stats.countedEntries, stats.maxEntries, int, ' entries')}, ${of(stats.countedBytes, stats.maxBytes, bytes, '')} (keys + records)`]
   const d = stats.directory
   const activity =
     d === null
