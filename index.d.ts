@@ -156,6 +156,8 @@ export type CacheStats = Readonly<{
   misses: number
   /** Entries this process evicted to keep the directory within its bounds. */
   evictions: number
+  /** hits, misses and evictions summed over every process of a bounded directory, each up to its last write (null: never bounded). */
+  directoryCounters: Readonly<{ hits: number; misses: number; evictions: number }> | null
 }>
 
 /** Figures of the directory behind a cache opened by openLmdbCache (for tools). */

@@ -105,7 +105,7 @@ test('the bound is the directory: an open without it follows it, the last one th
     assert.match(cli.stdout, /^bounds {7}maxEntries 40, no byte bound \(least recently used entries are evicted past them\)$/m)
     assert.match(cli.stdout, /^counted {6}40 entries of at most 40, /m)
     const json = JSON.parse(spawnSync(process.execPath, [CLI, 'stats', dir, '--json'], { encoding: 'utf8' }).stdout)
-    assert.equal(json.directory.evictions, 300 + 2 - 40, 'every eviction of every process')
+    assert.equal(json.directoryCounters.evictions, 300 + 2 - 40, 'every eviction of every process')
     assert.match(cli.stdout, /^evictions {4}262 entries evicted/m)
     // Infinity removes it: nothing is evicted any more.
     const d = await openLmdbCache({ path: dir, maxEntries: Number.POSITIVE_INFINITY })
@@ -294,6 +294,42 @@ test('SIGKILL mid-eviction leaves a consistent file: verify passes and the total
     await cache.set('last', 1)
     assert.equal(await cache.count(), 500)
     await cache.close()
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a directory written without a bound (or by 0.1, format 1) is counted once at its first open with one', async () => {
+  const dir = tempDir()
+  try {
+    fs.copyFileSync(new URL('./fixtures/format1-cache/data.mdb', import.meta.url), path.join(dir, 'data.mdb'))
+    const plain = await openLmdbCache({ path: dir })
+    for (let i = 0; i < 300; i++) await plain.set(`n${String(i).padStart(3, '0')}`, { i })
+    assert.equal((await cacheStats(plain)).countedEntries, null, 'an unbounded directory keeps no totals')
+    const entries = await plain.count()
+    await plain.close()
+    assert.equal(entries, 317)
+    // The first bounded open counts the 318 records (a stored undefined is one, though
+    // count() skips it), then evicts down to the bound; the format-1 records (no access
+    // stamp) rank as the least recently used wherever the sampling meets them.
+    const bounded = await openLmdbCache({ path: dir, maxEntries: 300 })
+    await bounded.set('one more', 1)
+    const s = await cacheStats(bounded)
+    assert.equal(s.countedEntries, 300)
+    assert.equal(s.evictions, 318 + 1 - 300)
+    const live = await bounded.count()
+    assert.ok(live === 300 || live === 299, `${live} live entries`)
+    // Records written before the bound carry no access stamp: they rank as the oldest, so
+    // 300 new entries replace them rather than each other.
+    for (let i = 0; i < 300; i++) await bounded.set(`m${String(i).padStart(3, '0')}`, i)
+    let kept = 0
+    for (let i = 0; i < 300; i++) if ((await bounded.get(`m${String(i).padStart(3, '0')}`)) === i) kept++
+    assert.ok(kept >= 290, `${kept} of the 300 new entries kept`)
+    await bounded.close()
+    const check = verify(dir)
+    assert.equal(check.status, 0, JSON.stringify(check.report))
+    assert.equal(check.report.totalsChecked, true)
+    assert.equal(check.report.entries, 300, 'verify counts every record')
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

@@ -456,7 +456,7 @@ function boundLines(stats) {
     stats.countedEntries === null
       ? ['counted      not yet (the next write counts them)']
       : [`counted      ${of(stats.countedEntries, stats.maxEntries, int, ' entries')}, ${of(stats.countedBytes, stats.maxBytes, bytes, '')} (keys + records)`]
-  const d = stats.directory
+  const d = stats.directoryCounters
   const activity =
     d === null
       ? []

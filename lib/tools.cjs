@@ -39,7 +39,7 @@ async function cacheStats(cache) {
     misses: s.misses,
     evictions: s.evictions,
     // Summed over every process of a bounded directory, each as of its last write.
-    directory: s.directoryCounters ? { hits: s.directoryCounters[0], misses: s.directoryCounters[1], evictions: s.directoryCounters[2] } : null,
+    directoryCounters: s.directoryCounters ? { hits: s.directoryCounters[0], misses: s.directoryCounters[1], evictions: s.directoryCounters[2] } : null,
   }
 }
 
