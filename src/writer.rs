@@ -142,6 +142,9 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
                 // Past a bound after its bounded share of eviction: evict more on our own
                 // while nothing else waits (each transaction bounded again).
                 while writer.evictor.over() && !queue.has_pending() {
+                    // Committed as durably as the last transaction (a 'nosync' handle's
+                    // writes do not make eviction fsync).
+                    writer.extra_durability = writer.flags_for;
                     writer.commit_catching(&[]);
                     if !writer.evicted_some() {
                         break;
