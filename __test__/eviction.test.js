@@ -33,8 +33,8 @@ function verify(dir) {
 }
 
 /** A child writing with eviction-writer.mjs; resolves once it is ready. */
-function startWriter(dir, prefix, count, valueSize, bounds, forever = false) {
-  const child = fork(WRITER, [dir, prefix, String(count), String(valueSize), JSON.stringify(bounds), forever ? 'forever' : ''], {
+function startWriter(dir, prefix, count, valueSize, bounds, forever = false, pauseMs = 0) {
+  const child = fork(WRITER, [dir, prefix, String(count), String(valueSize), JSON.stringify(bounds), forever ? 'forever' : '', String(pauseMs)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const messages = []
@@ -241,6 +241,37 @@ test('Zipf(0.99), 200,000 requests over 50,000 keys, maxEntries 2,000: hit ratio
     assert.ok(s.evictions >= trace.length - hits - 2_000, `${s.evictions} evictions`)
   } finally {
     await cache.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test("recency is shared: the entries one process keeps reading survive another process's writes", { timeout: 120_000 }, async () => {
+  const dir = tempDir()
+  const HOT = 50
+  const reader = await openLmdbCache({ path: dir, maxEntries: 1_000, durability: 'nosync' })
+  try {
+    for (let i = 0; i < HOT; i++) await reader.set(`hot${i}`, i)
+    // Another process writes 4,000 new keys (4 times the bound), paced so that the cache
+    // turns over in about 3 s; this one only reads its hot keys meanwhile. Its writer commits
+    // the touches those reads queue (at least once a second); the other process's evictions
+    // see them in the file.
+    const writer = startWriter(dir, 'w', 4_000, 100, {}, false, 150)
+    await writer.next((m) => m.ready)
+    writer.child.send('go')
+    let done = false
+    writer.next((m) => m.done).then(() => (done = true))
+    let misses = 0
+    while (!done) {
+      for (let i = 0; i < HOT; i++) if ((await reader.get(`hot${i}`)) === undefined) misses++
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.equal(misses, 0, 'a hot key was evicted')
+    const s = await cacheStats(reader)
+    assert.equal(s.countedEntries, 1_000)
+    assert.equal(s.directoryCounters.evictions >= 4_000 + HOT - 1_000, true, `${s.directoryCounters.evictions} evictions`)
+    assert.equal(s.evictions, 0, 'the reading process evicted nothing itself')
+  } finally {
+    await reader.close()
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
