@@ -315,45 +315,41 @@ struct Candidate {
     stamp: Option<u32>,
 }
 
-/// The oldest entries seen by recent samples (a handful; linear scans are cheapest).
+/// The oldest entries seen by recent samples, youngest first.
 #[derive(Debug, Default)]
 pub struct Pool {
     items: Vec<Candidate>,
 }
 
 impl Pool {
+    /// Offers a sampled entry. The pool is kept youngest first: the order of two stamps does
+    /// not change as time passes, so it stays sorted. A full pool takes only what is older
+    /// than its youngest, which, once it holds old entries, is most samples turned away at
+    /// the cost of one comparison. (An entry already in the pool keeps its place: if it was
+    /// touched since, the check before eviction ranks it again.)
     fn offer(&mut self, stored: &[u8], stamp: Option<u32>, now: u32) {
-        if let Some(c) = self.items.iter_mut().find(|c| c.stored == stored) {
-            c.stamp = stamp;
+        let this = age(now, stamp);
+        if self.items.len() >= POOL_SIZE && this <= age(now, self.items[0].stamp) {
             return;
         }
-        self.items.push(Candidate {
-            stored: stored.to_vec(),
-            stamp,
-        });
-        if self.items.len() > POOL_SIZE {
-            let youngest = self.position(now, |a, b| a < b);
-            self.items.swap_remove(youngest);
+        if let Some(i) = self.items.iter().position(|c| c.stored == stored) {
+            self.items.remove(i);
         }
+        if self.items.len() >= POOL_SIZE {
+            self.items.remove(0);
+        }
+        let at = self.items.partition_point(|c| age(now, c.stamp) <= this);
+        self.items.insert(
+            at,
+            Candidate {
+                stored: stored.to_vec(),
+                stamp,
+            },
+        );
     }
 
-    fn pop_oldest(&mut self, now: u32) -> Option<Candidate> {
-        if self.items.is_empty() {
-            return None;
-        }
-        let oldest = self.position(now, |a, b| a > b);
-        Some(self.items.swap_remove(oldest))
-    }
-
-    /// The index of the item whose age wins `better` against all others (non-empty pool).
-    fn position(&self, now: u32, better: impl Fn(u32, u32) -> bool) -> usize {
-        let mut best = 0;
-        for (i, c) in self.items.iter().enumerate().skip(1) {
-            if better(age(now, c.stamp), age(now, self.items[best].stamp)) {
-                best = i;
-            }
-        }
-        best
+    fn pop_oldest(&mut self) -> Option<Candidate> {
+        self.items.pop()
     }
 
     pub fn len(&self) -> usize {
@@ -535,7 +531,7 @@ impl Evictor {
                 }
                 sampled += self.sample(store, txn, now)?;
             }
-            let Some(candidate) = self.pool.pop_oldest(now) else {
+            let Some(candidate) = self.pool.pop_oldest() else {
                 break;
             };
             let Some(bytes) = store.entries.get(txn, &candidate.stored)? else {

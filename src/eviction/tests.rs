@@ -25,13 +25,15 @@ fn the_pool_keeps_the_oldest_and_gives_the_oldest_first() {
     }
     assert_eq!(pool.len(), POOL_SIZE);
     pool.offer(b"unstamped", None, 1000);
-    pool.offer(b"k3", Some(999), 1000); // touched since: re-ranked, not duplicated
+    pool.offer(b"k1", Some(0), 1000); // seen again, older: moves up, not duplicated
+    pool.offer(b"young", Some(999), 1000); // younger than all of a full pool: turned away
     assert_eq!(pool.len(), POOL_SIZE);
-    assert_eq!(pool.pop_oldest(1000).unwrap().stored, b"unstamped");
-    let order: Vec<Option<u32>> = (0..5)
-        .map(|_| pool.pop_oldest(1000).unwrap().stamp)
-        .collect();
-    assert_eq!(order, vec![Some(0), Some(1), Some(2), Some(4), Some(5)]);
+    assert_eq!(pool.pop_oldest().unwrap().stored, b"unstamped");
+    let order: Vec<Vec<u8>> = (0..4).map(|_| pool.pop_oldest().unwrap().stored).collect();
+    assert_eq!(order, vec![b"k1".to_vec(), b"k0".to_vec(), b"k2".to_vec(), b"k3".to_vec()]);
+    // Ages taken at a later time keep the order.
+    pool.offer(b"k4-later", Some(6), 5000);
+    assert_eq!(pool.pop_oldest().unwrap().stored, b"k4");
 }
 
 #[test]
