@@ -379,6 +379,92 @@ mod tests {
         });
     }
 
+    /// One batch operation: put `key` (with `value` JSON and, if given, an expiry) or delete it.
+    fn encode_op(out: &mut Vec<u8>, key: &[u8], put: Option<(&[u8], Option<f64>)>) {
+        let (kind, flags) = match put {
+            Some((_, Some(_))) => (1u8, 1u8),
+            Some((_, None)) => (1, 0),
+            None => (2, 0),
+        };
+        out.extend_from_slice(&[kind, flags]);
+        if let Some((_, Some(x))) = put {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        if let Some((value, _)) = put {
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(value);
+        }
+    }
+
+    #[test]
+    fn random_puts_deletes_expiries_and_sweeps_keep_the_totals_equal_to_a_full_count() {
+        use crate::eviction::{count_totals, read_totals, BoundSetting};
+        with_store("totals-random", |shared| {
+            let replies = Replies::new();
+            let bounds = WriteKind::SetBounds {
+                max_entries: BoundSetting::Set(40),
+                max_bytes: BoundSetting::Set(3_000),
+            };
+            assert!(replies.run(shared, vec![bounds])[0].is_ok());
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            let mut next = |n: u64| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed % n
+            };
+            for _round in 0..40 {
+                let mut group = Vec::new();
+                for _ in 0..=next(6) {
+                    let mut batch = Vec::new();
+                    let ops = 1 + next(8) as u32;
+                    batch.extend_from_slice(&ops.to_le_bytes());
+                    for _ in 0..ops {
+                        let key = format!("k{}", next(120));
+                        let value = format!("\"{}\"", "v".repeat(next(200) as usize));
+                        // Some already expired (swept or evicted first), some far ahead.
+                        let expiry = match next(4) {
+                            0 => Some(1.0),
+                            1 => Some(4e12),
+                            _ => None,
+                        };
+                        let put = (next(4) != 0).then_some((value.as_bytes(), expiry));
+                        encode_op(&mut batch, key.as_bytes(), put);
+                    }
+                    group.push(WriteKind::Batch(batch));
+                }
+                if next(5) == 0 {
+                    group.push(WriteKind::Sweep { now: 2 });
+                }
+                assert!(replies.run(shared, group).iter().all(Result::is_ok));
+                let store = &shared.store;
+                store
+                    .read(|txn| {
+                        let counted = count_totals(store, txn).unwrap();
+                        let kept = read_totals(store, txn, txn.id() as u64).unwrap();
+                        assert_eq!(kept, Some(counted));
+                        assert!(
+                            counted.entries <= 40 && counted.bytes <= 3_000,
+                            "{counted:?}"
+                        );
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            let evictions = shared
+                .store
+                .eviction
+                .evictions
+                .load(std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                evictions > 50,
+                "the bounds were exercised: {evictions} evictions"
+            );
+        });
+    }
+
     #[test]
     fn a_panic_in_the_writer_fails_its_group_with_err_internal_and_later_writes_still_land() {
         with_store("panic", |shared| {

@@ -30,7 +30,15 @@ fn the_pool_keeps_the_oldest_and_gives_the_oldest_first() {
     assert_eq!(pool.len(), POOL_SIZE);
     assert_eq!(pool.pop_oldest().unwrap().stored, b"unstamped");
     let order: Vec<Vec<u8>> = (0..4).map(|_| pool.pop_oldest().unwrap().stored).collect();
-    assert_eq!(order, vec![b"k1".to_vec(), b"k0".to_vec(), b"k2".to_vec(), b"k3".to_vec()]);
+    assert_eq!(
+        order,
+        vec![
+            b"k1".to_vec(),
+            b"k0".to_vec(),
+            b"k2".to_vec(),
+            b"k3".to_vec()
+        ]
+    );
     // Ages taken at a later time keep the order.
     pool.offer(b"k4-later", Some(6), 5000);
     assert_eq!(pool.pop_oldest().unwrap().stored, b"k4");
