@@ -241,25 +241,12 @@ fn open_handle(
     };
     with_thread(|t| {
         let shared = registry::acquire(std::path::Path::new(&path), &opts)?;
-        if (max_entries, max_bytes) != (BoundSetting::Keep, BoundSetting::Keep) {
-            // Stored by the writer before any write this handle queues after opening.
-            let set = WriteRequest {
-                kind: WriteKind::SetBounds {
-                    max_entries,
-                    max_bytes,
-                },
-                durability,
-                reply: None,
-            };
-            if shared.enqueue_many(vec![set]).is_err() {
-                registry::release(shared);
-                return Err(CacheError::Closed);
-            }
-            shared.store.eviction.bounded.fetch_or(
-                matches!(max_entries, BoundSetting::Set(_))
-                    || matches!(max_bytes, BoundSetting::Set(_)),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+        if shared
+            .store_bounds(max_entries, max_bytes, durability)
+            .is_err()
+        {
+            registry::release(shared);
+            return Err(CacheError::Closed);
         }
         t.handles
             .insert(Handle {

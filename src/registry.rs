@@ -2,6 +2,7 @@
 //! handle and every worker thread, reference counted by open handles.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -9,8 +10,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::BoundSetting;
 use crate::store::{Store, StoreOptions};
-use crate::writer::{spawn_writer, Durability, WriteQueue, WriteRequest};
+use crate::writer::{spawn_writer, Durability, WriteKind, WriteQueue, WriteRequest};
 
 /// A store, its write queue and the writer thread that drains it.
 pub struct SharedStore {
@@ -35,6 +37,34 @@ impl SharedStore {
     /// dropped when the queue of touches is full.
     pub fn enqueue_touch(&self, full_key: &[u8], durability: Durability) {
         self.queue.push_touch(full_key, durability);
+    }
+
+    /// Has the writer store an open's bounds for the directory, before any write queued after
+    /// this call (nothing to do when both are `Keep`); `Err` if the store is shutting down.
+    /// Reads check recency from now on when a bound is set.
+    pub fn store_bounds(
+        &self,
+        max_entries: BoundSetting,
+        max_bytes: BoundSetting,
+        durability: Durability,
+    ) -> Result<(), ()> {
+        if (max_entries, max_bytes) == (BoundSetting::Keep, BoundSetting::Keep) {
+            return Ok(());
+        }
+        let set = WriteRequest {
+            kind: WriteKind::SetBounds {
+                max_entries,
+                max_bytes,
+            },
+            durability,
+            reply: None,
+        };
+        self.queue.push_many(vec![set]).map_err(|_| ())?;
+        let sets = |b| matches!(b, BoundSetting::Set(_));
+        if sets(max_entries) || sets(max_bytes) {
+            self.store.eviction.bounded.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Queues requests in order; gives them back if the store is shutting down.
