@@ -122,7 +122,7 @@ test('the bound is the directory: an open without it follows it, the last one th
 })
 
 test('4 processes each writing 20 MB into a 16 MiB maxBytes: the data stays within the bound, the newest of each are there', { timeout: 240_000 }, async () => {
-  const dir = process.env.KEEP_DIR || tempDir()
+  const dir = tempDir()
   const MAX_BYTES = 16 * 1024 * 1024
   const VALUE = 1000
   const COUNT = 20_000 // ~20 MB of ~1 KB values per process
@@ -158,7 +158,7 @@ test('4 processes each writing 20 MB into a 16 MiB maxBytes: the data stays with
       await cache.close()
     }
   } finally {
-    if (!process.env.KEEP_DIR) fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(dir, { recursive: true, force: true })
   }
 })
 
