@@ -96,6 +96,23 @@ export interface NativeStats {
   maxReaders: number
   openStores: number
   lastTxnId: number
+  /**
+   * The directory's bounds (null: none), and its counted entries and bytes (null: the
+   * directory keeps no totals, having never been bounded).
+   */
+  maxEntries?: number
+  maxBytes?: number
+  countedEntries?: number
+  countedBytes?: number
+  /** This process's reads that found an entry, found none, and entries its writer evicted. */
+  hits: number
+  misses: number
+  evictions: number
+  /**
+   * The same summed over every process of a bounded directory, each up to its last write
+   * (null: not kept).
+   */
+  directoryCounters?: Array<number>
 }
 
 export interface NativeVerifyReport {
@@ -104,10 +121,14 @@ export interface NativeVerifyReport {
   /** `[key, what is wrong]` pairs, at most 100. */
   undecodable: Array<Array<string>>
   undecodableCount: number
+  totalsChecked: boolean
 }
 
-/** Opens a handle on the cache directory `path`. */
-export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null): number | null
+/**
+ * Opens a handle on the cache directory `path`. `max_entries` / `max_bytes`: the
+ * directory's bounds to store (negative or absent: keep the stored one; Infinity: remove it).
+ */
+export declare function open(path: string, initialMapSize: number, maxMapSize: number, maxReaders: number, durability: number, keepExpired?: boolean | undefined | null, maxEntries?: number | undefined | null, maxBytes?: number | undefined | null): number | null
 
 /**
  * The key lists of the handle's stored shapes from id `from` on, as JSON text (an array of

@@ -53,6 +53,19 @@ export type LmdbCacheOptions = CacheOptions &
      * 0 to 0o777). The mode of existing files is never changed.
      */
     fileMode?: number
+    /**
+     * Bound on the entries the directory holds (a whole number >= 1). Past it, the least
+     * recently used entries are evicted (expired ones first). The bound is the directory's,
+     * shared by every process: an open that passes it stores it, one that omits it follows
+     * the stored one, `Infinity` removes it. See README "Bounding the cache".
+     */
+    maxEntries?: number
+    /**
+     * Bound on the bytes the entries take: each entry counts its stored key (the key with its
+     * namespace, +1 byte) and its stored record (the MessagePack value + a 5 to 25-byte
+     * header). Same rules as `maxEntries`.
+     */
+    maxBytes?: number
   }>
 
 /**
@@ -161,6 +174,19 @@ export type CacheStats = Readonly<{
   maxReaders: number
   /** The id of the last committed write transaction, by any process: it changes with every commit. */
   lastTxnId: number
+  /** The directory's bounds (null: none). */
+  maxEntries: number | null
+  maxBytes: number | null
+  /** The running totals eviction compares with the bounds (null: not kept, the directory was never bounded). */
+  countedEntries: number | null
+  countedBytes: number | null
+  /** This process's reads (get, has) that found an entry, and that found none (expired included). */
+  hits: number
+  misses: number
+  /** Entries this process evicted to keep the directory within its bounds. */
+  evictions: number
+  /** hits, misses and evictions summed over every process of a bounded directory, each up to its last write (null: never bounded). */
+  directoryCounters: Readonly<{ hits: number; misses: number; evictions: number }> | null
 }>
 
 /** Figures of the directory behind a cache opened by openLmdbCache (for tools). */

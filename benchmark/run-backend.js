@@ -97,7 +97,7 @@ try {
     await populate(cache, dataset)
     result.populateMs = ms(t)
     phase('verify')
-    result.verified = await verify(cache, { ...dataset, backend: args.backend })
+    result.verified = await verify(cache, { ...dataset, backend: args.backend, mayMiss: backend.evicts === true })
     result.diskBytes = diskBytes(args.dir)
   }
 
@@ -106,6 +106,7 @@ try {
     cache,
     backend: args.backend,
     stateful: backend.stateful,
+    evicts: backend.evicts === true,
     dataset,
     ops,
     warmup,

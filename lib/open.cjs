@@ -30,6 +30,19 @@ function optionalNumber(opts, name, fallback) {
   return value
 }
 
+/**
+ * A bound option: a whole number >= 1, Infinity (removes the directory's stored bound), or
+ * undefined (keeps it). Returned as the binding takes it: -1 for undefined.
+ */
+function boundOption(opts, name) {
+  const value = opts[name]
+  if (value === undefined) return -1
+  if (typeof value !== 'number' || !(value === Number.POSITIVE_INFINITY || (Number.isSafeInteger(value) && value >= 1))) {
+    throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `${name} must be a whole number >= 1, or Infinity to remove the bound, got ${describe(value)}`)
+  }
+  return value
+}
+
 /** Opens synchronously (every step is); openLmdbCache wraps it in a promise, as level-cache's. */
 function openCacheSync(opts, keepExpired) {
   if (opts === null || typeof opts !== 'object') {
@@ -70,9 +83,11 @@ function openCacheSync(opts, keepExpired) {
   if (fileMode !== undefined && (!Number.isInteger(fileMode) || fileMode < 0 || fileMode > 0o777)) {
     throw codedError(TypeError, 'ERR_INVALID_OPTIONS', `fileMode must be a whole number from 0 to 0o777, got ${describe(fileMode)}`)
   }
+  const maxEntries = boundOption(opts, 'maxEntries')
+  const maxBytes = boundOption(opts, 'maxBytes')
   const dir = path.resolve(opts.path)
   const created = CACHE_FILES.filter((name) => !fs.existsSync(path.join(dir, name)))
-  const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability], keepExpired)
+  const id = binding.open(dir, mapSize, maxMapSize, maxReaders, DURABILITY_CODES[durability], keepExpired, maxEntries, maxBytes)
   if (created.length > 0) applyFileMode(dir, created, fileMode)
   warnIfLevelDbDirectory(dir)
   removeDeadCompactions(dir)

@@ -13,7 +13,8 @@ const { refuseDestinationInCache } = require('./destinations.cjs')
 
 /**
  * Figures of the cache's directory: entries (live and expired), map and file sizes, reader
- * slots. Counts cover the whole database, whatever the view's namespace.
+ * slots, bounds and counted totals. Counts cover the whole database, whatever the view's
+ * namespace; hits, misses and evictions are this process's (docs/eviction.md).
  */
 async function cacheStats(cache) {
   const s = binding.stats(openViewOf(cache).handle.id)
@@ -30,6 +31,15 @@ async function cacheStats(cache) {
     readersInUse: s.readersInUse,
     maxReaders: s.maxReaders,
     lastTxnId: s.lastTxnId,
+    maxEntries: s.maxEntries ?? null,
+    maxBytes: s.maxBytes ?? null,
+    countedEntries: s.countedEntries ?? null,
+    countedBytes: s.countedBytes ?? null,
+    hits: s.hits,
+    misses: s.misses,
+    evictions: s.evictions,
+    // Summed over every process of a bounded directory, each as of its last write.
+    directoryCounters: s.directoryCounters ? { hits: s.directoryCounters[0], misses: s.directoryCounters[1], evictions: s.directoryCounters[2] } : null,
   }
 }
 

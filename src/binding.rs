@@ -21,6 +21,7 @@ use napi_derive::napi;
 
 use crate::batch::parse_flush;
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::BoundSetting;
 use crate::keys::KeyRange;
 use crate::record::expiry_from_js;
 use crate::registry::{self, SharedStore};
@@ -191,8 +192,10 @@ pub fn take_large_value(env: Env) -> Option<Buffer> {
     or_throw(&env, value).map(Buffer::from)
 }
 
-/// Opens a handle on the cache directory `path`.
+/// Opens a handle on the cache directory `path`. `max_entries` / `max_bytes`: the
+/// directory's bounds to store (negative or absent: keep the stored one; Infinity: remove it).
 #[napi]
+#[allow(clippy::too_many_arguments)]
 pub fn open(
     env: Env,
     path: String,
@@ -201,7 +204,13 @@ pub fn open(
     max_readers: u32,
     durability: u32,
     keep_expired: Option<bool>,
+    max_entries: Option<f64>,
+    max_bytes: Option<f64>,
 ) -> Option<u32> {
+    let bounds = (
+        BoundSetting::from_js(max_entries.unwrap_or(-1.0)),
+        BoundSetting::from_js(max_bytes.unwrap_or(-1.0)),
+    );
     or_throw(
         &env,
         open_handle(
@@ -211,6 +220,7 @@ pub fn open(
             max_readers,
             durability,
             keep_expired.unwrap_or(false),
+            bounds,
         ),
     )
 }
@@ -222,6 +232,7 @@ fn open_handle(
     max_readers: u32,
     durability: u32,
     keep_expired: bool,
+    (max_entries, max_bytes): (BoundSetting, BoundSetting),
 ) -> CacheResult<u32> {
     let durability = parse_durability(durability)?;
     let opts = StoreOptions {
@@ -231,6 +242,13 @@ fn open_handle(
     };
     with_thread(|t| {
         let shared = registry::acquire(std::path::Path::new(&path), &opts)?;
+        if shared
+            .store_bounds(max_entries, max_bytes, durability)
+            .is_err()
+        {
+            registry::release(shared);
+            return Err(CacheError::Closed);
+        }
         t.handles
             .insert(Handle {
                 shared,
@@ -536,14 +554,41 @@ pub struct NativeStats {
     pub max_readers: u32,
     pub open_stores: u32,
     pub last_txn_id: f64,
+    /// The directory's bounds (null: none), and its counted entries and bytes (null: the
+    /// directory keeps no totals, having never been bounded).
+    pub max_entries: Option<f64>,
+    pub max_bytes: Option<f64>,
+    pub counted_entries: Option<f64>,
+    pub counted_bytes: Option<f64>,
+    /// This process's reads that found an entry, found none, and entries its writer evicted.
+    pub hits: f64,
+    pub misses: f64,
+    pub evictions: f64,
+    /// The same summed over every process of a bounded directory, each up to its last write
+    /// (null: not kept).
+    pub directory_counters: Option<Vec<f64>>,
 }
 
 /// Size and usage figures of the handle's store.
 #[napi]
 pub fn stats(env: Env, handle: u32) -> Option<NativeStats> {
     let stats = with_thread(|t| {
-        let s = t.handle(handle)?.shared.store.stats()?;
+        let store = &t.handle(handle)?.shared.store;
+        let s = store.stats()?;
+        let counter =
+            |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let ev = &store.eviction;
         Ok(NativeStats {
+            max_entries: s.bounds.max_entries.map(|n| n as f64),
+            max_bytes: s.bounds.max_bytes.map(|n| n as f64),
+            counted_entries: s.totals.map(|t| t.entries as f64),
+            counted_bytes: s.totals.map(|t| t.bytes as f64),
+            hits: counter(&ev.hits),
+            misses: counter(&ev.misses),
+            evictions: counter(&ev.evictions),
+            directory_counters: s
+                .counters
+                .map(|c| vec![c.hits as f64, c.misses as f64, c.evictions as f64]),
             entries: s.entries as f64,
             live_entries: s.live_entries as f64,
             expired_entries: s.expired_entries as f64,
@@ -595,6 +640,7 @@ pub struct NativeVerifyReport {
     /// `[key, what is wrong]` pairs, at most 100.
     pub undecodable: Vec<Vec<String>>,
     pub undecodable_count: f64,
+    pub totals_checked: bool,
 }
 
 /// `lmdb-cache verify`'s walk (see `verify::walk`), for its child process only: calls
@@ -614,6 +660,7 @@ pub fn verify_walk(
             expiry_rows: r.expiry_rows as f64,
             undecodable: r.undecodable.into_iter().map(|(k, d)| vec![k, d]).collect(),
             undecodable_count: r.undecodable_count as f64,
+            totals_checked: r.totals_checked,
         }
     });
     or_throw(&env, report)

@@ -7,7 +7,8 @@
 //!               0x1 HAS_EXPIRY, 0x2 HAS_FULL_KEY, 0x4 JSON_PAYLOAD, 0x8 HAS_ACCESS
 //! bytes 1..5  : CRC-32C, u32 LE, of the stored (LMDB) key, byte 0, then bytes 5.. of the
 //!               record
-//! [4 bytes]   : last access, minutes since the Unix epoch, u32 LE         (if HAS_ACCESS)
+//! [4 bytes]   : last access, centiseconds since the Unix epoch mod 2^32, u32 LE
+//!                                                                         (if HAS_ACCESS)
 //! [8 bytes]   : expiry, epoch milliseconds, u64 LE                        (if HAS_EXPIRY)
 //! [4 + n]     : full key length u32 LE, then its UTF-8 bytes              (if HAS_FULL_KEY)
 //! rest        : the value: MessagePack (see `codec`), or its JSON text when JSON_PAYLOAD
@@ -15,7 +16,8 @@
 //!               stored `undefined` (never a valid MessagePack or JSON value)
 //! ```
 //!
-//! HAS_ACCESS is room for a bounded cache's recency; nothing writes it yet, readers skip it.
+//! HAS_ACCESS carries a bounded cache's recency (see `eviction`): puts into a bounded
+//! directory stamp it, and the writer re-stamps records that reads found stale.
 //! The checksum covers the stored key too, so a damaged key is caught as well as a damaged
 //! value: LMDB has no checksums of its own.
 //!
@@ -67,8 +69,9 @@ pub struct Record<'a> {
     pub expiry: Option<u64>,
     /// The full logical key, for long-form keys only.
     pub full_key: Option<&'a [u8]>,
-    /// Last access in minutes since the Unix epoch, where recorded.
-    pub access_minute: Option<u32>,
+    /// Last access (the `eviction` access clock: centiseconds since the Unix epoch, mod 2^32),
+    /// where recorded.
+    pub access: Option<u32>,
     pub payload: Payload<'a>,
 }
 
@@ -122,14 +125,14 @@ impl<'a> Record<'a> {
         if json {
             flags |= FLAG_JSON_PAYLOAD;
         }
-        if self.access_minute.is_some() {
+        if self.access.is_some() {
             flags |= FLAG_HAS_ACCESS;
         }
         flags
     }
 
     fn encode_header_fields(&self, out: &mut Vec<u8>) {
-        if let Some(a) = self.access_minute {
+        if let Some(a) = self.access {
             out.extend_from_slice(&a.to_le_bytes());
         }
         if let Some(x) = self.expiry {
@@ -164,7 +167,7 @@ impl<'a> Record<'a> {
                 let rest = rest
                     .get(CHECKED_FROM - 1..)
                     .ok_or_else(|| corrupt("truncated checksum"))?;
-                let (access_minute, rest) = if flags & FLAG_HAS_ACCESS != 0 {
+                let (access, rest) = if flags & FLAG_HAS_ACCESS != 0 {
                     let (a, r) =
                         split_array::<4>(rest).ok_or_else(|| corrupt("truncated access time"))?;
                     (Some(u32::from_le_bytes(a)), r)
@@ -181,7 +184,7 @@ impl<'a> Record<'a> {
                 Ok(Record {
                     expiry,
                     full_key,
-                    access_minute,
+                    access,
                     payload,
                 })
             }
@@ -201,7 +204,7 @@ impl<'a> Record<'a> {
                 Ok(Record {
                     expiry,
                     full_key,
-                    access_minute: None,
+                    access: None,
                     payload,
                 })
             }
@@ -235,6 +238,7 @@ fn seal(stored_key: &[u8], out: &mut [u8], start: usize, flags: u8) {
 
 /// Appends the format-2 record of a put to `out`. MessagePack (from JS) is stored as it is;
 /// JSON text is transcoded to MessagePack, or kept as JSON where MessagePack cannot carry it.
+#[cfg(test)]
 pub fn encode_put(
     stored_key: &[u8],
     expiry: Option<u64>,
@@ -242,10 +246,22 @@ pub fn encode_put(
     value: Payload<'_>,
     out: &mut Vec<u8>,
 ) {
+    encode_put_stamped(stored_key, expiry, full_key, None, value, out)
+}
+
+/// [`encode_put`] with a last-access stamp (HAS_ACCESS) where `access` is given.
+pub fn encode_put_stamped(
+    stored_key: &[u8],
+    expiry: Option<u64>,
+    full_key: Option<&[u8]>,
+    access: Option<u32>,
+    value: Payload<'_>,
+    out: &mut Vec<u8>,
+) {
     let record = Record {
         expiry,
         full_key,
-        access_minute: None,
+        access,
         payload: Payload::Undefined,
     };
     let start = out.len();
@@ -265,6 +281,29 @@ pub fn encode_put(
         }
     }
     seal(stored_key, out, start, record.flags(kept_json));
+}
+
+/// Writes into `out` the format-2 record `bytes` (read under `stored_key`) with its last access
+/// set to `access`, the rest unchanged and the checksum sealed again. A record that fails its
+/// checksum, or a format-1 one, is refused (it is left for its key's owner to repair).
+pub fn restamp(stored_key: &[u8], bytes: &[u8], access: u32, out: &mut Vec<u8>) -> CacheResult<()> {
+    Record::decode_unverified(bytes)?;
+    if bytes[0] >> 4 != RECORD_VERSION {
+        return Err(corrupt("only format-2 records carry an access time"));
+    }
+    verify_decoded(stored_key, bytes)?;
+    let flags = bytes[0] & 0x0f;
+    let rest_from = if flags & FLAG_HAS_ACCESS != 0 {
+        CHECKED_FROM + 4
+    } else {
+        CHECKED_FROM
+    };
+    out.clear();
+    out.extend_from_slice(&[0; CHECKED_FROM]);
+    out.extend_from_slice(&access.to_le_bytes());
+    out.extend_from_slice(&bytes[rest_from..]);
+    seal(stored_key, out, 0, flags | FLAG_HAS_ACCESS);
+    Ok(())
 }
 
 /// The expiry and full key of a record header, and the bytes after them.
@@ -348,7 +387,7 @@ mod tests {
         let mut all = Vec::new();
         for expiry in [None, Some(0), Some(1_700_000_000_000)] {
             for full_key in [None, Some(&b"k"[..]), Some(key)] {
-                for access_minute in [None, Some(29_000_000)] {
+                for access in [None, Some(29_000_000)] {
                     for payload in [
                         Payload::Undefined,
                         Payload::MsgPack(&[0xc0]),
@@ -359,7 +398,7 @@ mod tests {
                         all.push(Record {
                             expiry,
                             full_key,
-                            access_minute,
+                            access,
                             payload,
                         });
                     }
@@ -383,7 +422,7 @@ mod tests {
     fn format_1_records_still_decode_and_carry_json() {
         let long = [7u8; 600];
         for r in sample_records(&long, b"") {
-            if matches!(r.payload, Payload::MsgPack(_)) || r.access_minute.is_some() {
+            if matches!(r.payload, Payload::MsgPack(_)) || r.access.is_some() {
                 continue;
             }
             let mut out = Vec::new();
@@ -441,6 +480,45 @@ mod tests {
     }
 
     #[test]
+    fn restamping_sets_the_access_time_and_keeps_everything_else() {
+        let long = [7u8; 600];
+        let mut out = Vec::new();
+        let mut again = Vec::new();
+        for r in sample_records(&long, b"\x92\x01\x02") {
+            out.clear();
+            r.encode_into(b"k\0", &mut out);
+            restamp(b"k\0", &out, 1234, &mut again).unwrap();
+            let got = Record::decode(b"k\0", &again).unwrap();
+            assert_eq!(
+                got,
+                Record {
+                    access: Some(1234),
+                    ..r
+                }
+            );
+            let extra = if r.access.is_some() { 0 } else { 4 };
+            assert_eq!(again.len(), out.len() + extra);
+        }
+        // A damaged record is not restamped (that would seal the damage under a checksum).
+        out.clear();
+        encode_put(b"k\0", None, None, Payload::Json(b"1"), &mut out);
+        let last = out.len() - 1;
+        out[last] ^= 1;
+        assert!(restamp(b"k\0", &out, 1, &mut again).is_err());
+        let mut v1 = Vec::new();
+        encode_v1_into(
+            &Record {
+                expiry: None,
+                full_key: None,
+                access: None,
+                payload: Payload::Json(b"1"),
+            },
+            &mut v1,
+        );
+        assert!(restamp(b"k\0", &v1, 1, &mut again).is_err());
+    }
+
+    #[test]
     fn a_record_read_under_another_key_fails_its_checksum() {
         let mut out = Vec::new();
         encode_put(b"a\0", None, None, Payload::Json(b"1"), &mut out);
@@ -453,7 +531,7 @@ mod tests {
         let r = Record {
             expiry: Some(10),
             full_key: None,
-            access_minute: None,
+            access: None,
             payload: Payload::Undefined,
         };
         assert!(!r.is_expired(9));
@@ -493,11 +571,11 @@ mod tests {
     }
 
     fn build(parts: &RecordParts) -> Record<'_> {
-        let (_, expiry, full_key, access_minute, kind, body) = parts;
+        let (_, expiry, full_key, access, kind, body) = parts;
         Record {
             expiry: *expiry,
             full_key: full_key.as_deref(),
-            access_minute: *access_minute,
+            access: *access,
             payload: match kind {
                 0 => Payload::Undefined,
                 1 => Payload::MsgPack(body),

@@ -2,6 +2,7 @@
 //! handle and every worker thread, reference counted by open handles.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -9,8 +10,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::BoundSetting;
 use crate::store::{Store, StoreOptions};
-use crate::writer::{spawn_writer, Durability, WriteQueue, WriteRequest};
+use crate::writer::{spawn_writer, Durability, WriteKind, WriteQueue, WriteRequest};
 
 /// A store, its write queue and the writer thread that drains it.
 pub struct SharedStore {
@@ -29,6 +31,40 @@ impl SharedStore {
         durability: Durability,
     ) {
         self.queue.push_lazy_deletes(full_keys, now, durability);
+    }
+
+    /// Queues a touch (a re-stamp of the entry's last access) for a read that found it stale;
+    /// dropped when the queue of touches is full.
+    pub fn enqueue_touch(&self, full_key: &[u8], durability: Durability) {
+        self.queue.push_touch(full_key, durability);
+    }
+
+    /// Has the writer store an open's bounds for the directory, before any write queued after
+    /// this call (nothing to do when both are `Keep`); `Err` if the store is shutting down.
+    /// Reads check recency from now on when a bound is set.
+    pub fn store_bounds(
+        &self,
+        max_entries: BoundSetting,
+        max_bytes: BoundSetting,
+        durability: Durability,
+    ) -> Result<(), ()> {
+        if (max_entries, max_bytes) == (BoundSetting::Keep, BoundSetting::Keep) {
+            return Ok(());
+        }
+        let set = WriteRequest {
+            kind: WriteKind::SetBounds {
+                max_entries,
+                max_bytes,
+            },
+            durability,
+            reply: None,
+        };
+        self.queue.push_many(vec![set]).map_err(|_| ())?;
+        let sets = |b| matches!(b, BoundSetting::Set(_));
+        if sets(max_entries) || sets(max_bytes) {
+            self.store.eviction.bounded.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Queues requests in order; gives them back if the store is shutting down.
@@ -338,6 +374,129 @@ pub(crate) mod tests {
                 })
             })
             .unwrap()
+    }
+
+    #[test]
+    fn the_writer_keeps_a_bounded_directory_within_its_bound_and_its_totals_exact() {
+        use crate::eviction::{count_totals, read_totals, BoundSetting};
+        with_store("bounded", |shared| {
+            let replies = Replies::new();
+            let set = WriteKind::SetBounds {
+                max_entries: BoundSetting::Set(50),
+                max_bytes: BoundSetting::Keep,
+            };
+            let puts = (0..200)
+                .map(|i| WriteKind::batch(encode_put(format!("k{i:03}").as_bytes(), b"[1,2]")));
+            let done = replies.run(shared, std::iter::once(set).chain(puts).collect());
+            assert!(done.iter().all(Result::is_ok));
+            // One more transaction (a delete of an absent key) must find the totals fresh.
+            let del = b"\x01\x00\x00\x00\x02\x00\x01\x00\x00\x00z".to_vec();
+            assert!(replies.run(shared, vec![WriteKind::batch(del)])[0].is_ok());
+            let store = &shared.store;
+            store
+                .read(|txn| {
+                    let counted = count_totals(store, txn).unwrap();
+                    assert_eq!(counted.entries, 50);
+                    assert_eq!(
+                        read_totals(store, txn, txn.id() as u64).unwrap(),
+                        Some(counted)
+                    );
+                    Ok(())
+                })
+                .unwrap();
+            // (The 200 puts share one access stamp: which 50 stay is not LRU's to say.)
+            let evictions = store
+                .eviction
+                .evictions
+                .load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(evictions, 150);
+        });
+    }
+
+    /// One batch operation: put `key` (with `value` JSON and, if given, an expiry) or delete it.
+    fn encode_op(out: &mut Vec<u8>, key: &[u8], put: Option<(&[u8], Option<f64>)>) {
+        let (kind, flags) = match put {
+            Some((_, Some(_))) => (1u8, 1u8),
+            Some((_, None)) => (1, 0),
+            None => (2, 0),
+        };
+        out.extend_from_slice(&[kind, flags]);
+        if let Some((_, Some(x))) = put {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        if let Some((value, _)) = put {
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(value);
+        }
+    }
+
+    #[test]
+    fn random_puts_deletes_expiries_and_sweeps_keep_the_totals_equal_to_a_full_count() {
+        use crate::eviction::{count_totals, read_totals, BoundSetting};
+        with_store("totals-random", |shared| {
+            let replies = Replies::new();
+            let bounds = WriteKind::SetBounds {
+                max_entries: BoundSetting::Set(40),
+                max_bytes: BoundSetting::Set(3_000),
+            };
+            assert!(replies.run(shared, vec![bounds])[0].is_ok());
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            let mut next = |n: u64| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed % n
+            };
+            for _round in 0..40 {
+                let mut group = Vec::new();
+                for _ in 0..=next(6) {
+                    let mut batch = Vec::new();
+                    let ops = 1 + next(8) as u32;
+                    batch.extend_from_slice(&ops.to_le_bytes());
+                    for _ in 0..ops {
+                        let key = format!("k{}", next(120));
+                        let value = format!("\"{}\"", "v".repeat(next(200) as usize));
+                        // Some already expired (swept or evicted first), some far ahead.
+                        let expiry = match next(4) {
+                            0 => Some(1.0),
+                            1 => Some(4e12),
+                            _ => None,
+                        };
+                        let put = (next(4) != 0).then_some((value.as_bytes(), expiry));
+                        encode_op(&mut batch, key.as_bytes(), put);
+                    }
+                    group.push(WriteKind::batch(batch));
+                }
+                if next(5) == 0 {
+                    group.push(WriteKind::Sweep { now: 2 });
+                }
+                assert!(replies.run(shared, group).iter().all(Result::is_ok));
+                let store = &shared.store;
+                store
+                    .read(|txn| {
+                        let counted = count_totals(store, txn).unwrap();
+                        let kept = read_totals(store, txn, txn.id() as u64).unwrap();
+                        assert_eq!(kept, Some(counted));
+                        assert!(
+                            counted.entries <= 40 && counted.bytes <= 3_000,
+                            "{counted:?}"
+                        );
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            let evictions = shared
+                .store
+                .eviction
+                .evictions
+                .load(std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                evictions > 50,
+                "the bounds were exercised: {evictions} evictions"
+            );
+        });
     }
 
     #[test]

@@ -19,6 +19,7 @@ use heed::{Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, RoTxn
 use parking_lot::RwLock;
 
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::EvictionState;
 use crate::keys::StoredKey;
 use crate::record::Record;
 
@@ -59,8 +60,11 @@ pub struct Store {
     /// expiry (u64 big-endian) ++ stored key -> empty: every entry with an expiry, in expiry
     /// order, so a sweep visits only what has expired.
     pub(crate) expiries: Entries,
-    /// The format record, the shapes (see `shapes`) and getOrSet leases (see `lease`).
+    /// The format record, the shapes (see `shapes`), getOrSet leases (see `lease`), and the
+    /// bounds, totals and eviction clock of a bounded directory (see `eviction`).
     pub(crate) meta: Entries,
+    /// Recency hints and this process's hit, miss and eviction counts.
+    pub(crate) eviction: EvictionState,
     map_lock: RwLock<()>,
     max_map_size: AtomicU64,
     /// LMDB's page size for this file.
@@ -119,11 +123,21 @@ impl Store {
             }
         };
         let page_size = env.unnamed_database_stat().page_size as u64;
+        let eviction = EvictionState::default();
+        let bounds = env
+            .read_txn()
+            .and_then(|txn| {
+                meta.get(&txn, crate::eviction::BOUNDS_KEY)
+                    .map(|b| b.is_some())
+            })
+            .map_err(|e| CacheError::from_heed(e, path))?;
+        eviction.bounded.store(bounds, Ordering::Relaxed);
         Ok(Store {
             env,
             entries,
             expiries,
             meta,
+            eviction,
             map_lock: RwLock::new(()),
             max_map_size: AtomicU64::new(round_map_size(opts.max_map_size)),
             page_size,
@@ -398,36 +412,49 @@ impl Store {
     /// under the `map_lock` it holds), so that the counts agree with each other.
     pub fn stats(&self) -> CacheResult<StoreStats> {
         let heed_err = |e| self.heed_error(e);
-        let (info, page_size, entries, expired, held_pages) = self.read(|txn| {
-            let info = self.env.info();
-            let page_size = self.env.unnamed_database_stat().page_size as u64;
-            // The main database also holds the records of our two named databases.
-            let entries = self.entries.len(txn).map_err(heed_err)?.saturating_sub(2);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            // Expired entries are exactly the expiry index rows at or before now.
-            let mut expired = 0u64;
-            for item in self.expiries.iter(txn).map_err(heed_err)? {
-                let (key, _) = item.map_err(heed_err)?;
-                match key
-                    .get(..8)
-                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
-                {
-                    Some(x) if x <= now => expired += 1,
-                    _ => break,
+        let (info, page_size, entries, expired, held_pages, bounds, (totals, counters)) = self
+            .read(|txn| {
+                let info = self.env.info();
+                let page_size = self.env.unnamed_database_stat().page_size as u64;
+                // The main database also holds the records of our two named databases.
+                let entries = self.entries.len(txn).map_err(heed_err)?.saturating_sub(2);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                // Expired entries are exactly the expiry index rows at or before now.
+                let mut expired = 0u64;
+                for item in self.expiries.iter(txn).map_err(heed_err)? {
+                    let (key, _) = item.map_err(heed_err)?;
+                    match key
+                        .get(..8)
+                        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                    {
+                        Some(x) if x <= now => expired += 1,
+                        _ => break,
+                    }
                 }
-            }
-            // LMDB exposes no count of its free list; every page below the last used one that
-            // no database holds is free (up to the free list's own few pages).
-            let mut held = 2u64; // the two meta pages
-            for db in [&self.entries, &self.expiries, &self.meta] {
-                let s = db.stat(txn).map_err(heed_err)?;
-                held += (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
-            }
-            Ok((info, page_size, entries, expired, held))
-        })?;
+                // LMDB exposes no count of its free list; every page below the last used one that
+                // no database holds is free (up to the free list's own few pages).
+                let mut held = 2u64; // the two meta pages
+                for db in [&self.entries, &self.expiries, &self.meta] {
+                    let s = db.stat(txn).map_err(heed_err)?;
+                    held += (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
+                }
+                let bounds = crate::eviction::read_bounds(self, txn).map_err(heed_err)?;
+                let totals =
+                    crate::eviction::read_totals(self, txn, txn.id() as u64).map_err(heed_err)?;
+                let counters = crate::eviction::read_counters(self, txn).map_err(heed_err)?;
+                Ok((
+                    info,
+                    page_size,
+                    entries,
+                    expired,
+                    held,
+                    bounds,
+                    (totals, counters),
+                ))
+            })?;
         let live = entries.saturating_sub(expired);
         let used_pages = info.last_page_number as u64 + 1;
         let file_size = std::fs::metadata(self.path.join("data.mdb"))
@@ -446,6 +473,9 @@ impl Store {
             readers_in_use: info.number_of_readers,
             last_txn_id: info.last_txn_id as u64,
             max_readers: info.maximum_number_of_readers,
+            bounds,
+            totals,
+            counters,
         })
     }
 }
@@ -469,6 +499,11 @@ pub struct StoreStats {
     /// The id of the last committed transaction (by any process).
     pub last_txn_id: u64,
     pub max_readers: u32,
+    pub bounds: crate::eviction::Bounds,
+    /// The running totals, if kept and up to date at this snapshot.
+    pub totals: Option<crate::eviction::Totals>,
+    /// The directory's hits, misses and evictions, as far as processes published them.
+    pub counters: Option<crate::eviction::Counters>,
 }
 
 /// Names the key of an undecodable record in the error, so that the caller can repair it

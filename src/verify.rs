@@ -13,6 +13,7 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions};
 
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::{Totals, TOTALS_KEY};
 use crate::keys::{self, StoredKind};
 use crate::record::Record;
 use crate::shapes;
@@ -29,6 +30,9 @@ pub struct VerifyReport {
     /// Records that could not be decoded, as (key, what is wrong); at most [`MAX_LISTED`].
     pub undecodable: Vec<(String, String)>,
     pub undecodable_count: u64,
+    /// Whether the directory keeps running totals (a bounded one) that are up to date; when
+    /// they are, they were checked against the walk's full count (a mismatch is listed above).
+    pub totals_checked: bool,
 }
 
 /// Walks every record of the cache in `dir`; `progress(records so far, last key)` is called
@@ -76,6 +80,7 @@ pub fn walk(
     };
     let rtxn = env.read_txn().map_err(heed_err)?;
     let mut report = VerifyReport::default();
+    let mut bytes = 0u64;
     for item in main.iter(&rtxn).map_err(heed_err)? {
         let (key, value) = item.map_err(heed_err)?;
         // The records of the named databases (whose keys are never stored keys) hold LMDB's
@@ -84,6 +89,7 @@ pub fn walk(
             continue;
         };
         report.entries += 1;
+        bytes += (key.len() + value.len()) as u64;
         // Checks the checksum too (format 2): verify reports what reads would refuse.
         let decoded = Record::decode(key, value);
         let long = matches!(kind, StoredKind::Long);
@@ -115,6 +121,22 @@ pub fn walk(
     for item in expiries.iter(&rtxn).map_err(heed_err)? {
         item.map_err(heed_err)?;
         report.expiry_rows += 1;
+    }
+    // The running totals of a bounded directory, if the last commit wrote them (one of
+    // another build may have left them stale; the next bounded writer counts them again).
+    let totals = meta.get(&rtxn, TOTALS_KEY).map_err(heed_err)?;
+    if let Some((t, _)) = totals
+        .and_then(Totals::decode)
+        .filter(|(_, as_of)| *as_of == rtxn.id() as u64)
+    {
+        report.totals_checked = true;
+        if (t.entries, t.bytes) != (report.entries, bytes) {
+            let detail = format!(
+                "the running totals say {} entries of {} bytes, a full count finds {} of {}",
+                t.entries, t.bytes, report.entries, bytes
+            );
+            note(&mut report, "(totals)".into(), &detail);
+        }
     }
     if meta.get(&rtxn, b"format").map_err(heed_err)?.is_none() {
         return Err(invalid("no format record".into()));
@@ -148,5 +170,67 @@ fn note(report: &mut VerifyReport, key: String, detail: &str) {
     report.undecodable_count += 1;
     if report.undecodable.len() < MAX_LISTED {
         report.undecodable.push((key, detail.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eviction::{BoundSetting, Evictor};
+    use crate::store::test_support::{fresh_store, put_records};
+    use crate::store::Store;
+
+    #[test]
+    fn verify_checks_fresh_running_totals_against_its_count_and_skips_stale_ones() {
+        let (dir, store) = fresh_store("verify-totals");
+        put_records(
+            &store,
+            &[(b"a", None, Some(b"1")), (b"b", None, Some(b"22"))],
+        );
+        {
+            let mut ev = Evictor::default();
+            let (_g, mut txn) = store.write_txn(None).unwrap();
+            ev.begin(&store, &txn).unwrap();
+            ev.set_bounds(&store, &mut txn, BoundSetting::Set(10), BoundSetting::Keep)
+                .unwrap();
+            ev.ensure_totals(&store, &txn).unwrap();
+            ev.save(&store, &mut txn).unwrap();
+            txn.commit().unwrap();
+        }
+        let store_path = dir.clone();
+        let walk_now = |store: Store| {
+            store.close();
+            let report = walk(&store_path, 1000, &mut |_, _| {}).unwrap();
+            let reopened = Store::open(&store_path, &Default::default()).unwrap();
+            (report, reopened)
+        };
+        let (report, store) = walk_now(store);
+        assert!(report.totals_checked);
+        assert_eq!(report.undecodable_count, 0, "{:?}", report.undecodable);
+        // Totals that claim one entry too many, written as if by the last transaction.
+        {
+            let (_g, mut txn) = store.write_txn(None).unwrap();
+            let id = txn.id() as u64;
+            let wrong = Totals {
+                entries: 3,
+                bytes: 0,
+            };
+            store
+                .meta
+                .put(&mut txn, TOTALS_KEY, &wrong.encode(id))
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let (report, store) = walk_now(store);
+        assert_eq!(report.undecodable_count, 1);
+        assert_eq!(report.undecodable[0].0, "(totals)");
+        assert!(report.undecodable[0].1.contains("full count finds 2"));
+        // A later write that did not update them (another build) leaves them stale: skipped.
+        put_records(&store, &[(b"c", None, Some(b"3"))]);
+        let (report, store) = walk_now(store);
+        assert!(!report.totals_checked);
+        assert_eq!(report.undecodable_count, 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

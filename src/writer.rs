@@ -10,19 +10,22 @@
 //! A full map or disk: requests that only delete may grow the map into a reserve past the
 //! maximum size, and one that still does not fit is committed in parts (it is then no longer
 //! atomic); puts never grow the map past the maximum, nor use room a delete left beyond it.
+//!
+//! A bounded directory (see `eviction`): every transaction keeps the totals, applies the
+//! touches reads queued, and evicts while a bound is passed (bounded work; what is left is
+//! evicted by the next transactions, which the writer runs on its own while idle).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use heed::{EnvFlags, MdbError, RwTxn};
-use parking_lot::{Condvar, Mutex};
 
 use crate::batch::{parse_batch, Op};
 use crate::codec;
 use crate::disk_reserve::DiskReserve;
 use crate::error::{CacheError, CacheResult};
+use crate::eviction::{BoundSetting, Evictor};
 use crate::keys::StoredKey;
 use crate::protocol::CLEAR_CHUNK;
 use crate::record::{self, Payload, Record};
@@ -31,6 +34,9 @@ use crate::store::{delete_reserve_limit, Store};
 
 // The ops beyond put and delete, and clear: counted deletes, getOrSet leases.
 mod conditional;
+
+mod queue;
+pub use queue::WriteQueue;
 
 /// How a commit reaches the disk; a group is committed with the strongest mode it contains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,6 +89,11 @@ pub enum WriteKind {
     /// Delete up to `CLEAR_CHUNK` entries whose full key starts with `prefix` (see
     /// `writer/conditional.rs`); completes with the count.
     Clear { prefix: Vec<u8> },
+    /// Store an open's bounds for the directory (see `eviction::BoundSetting`).
+    SetBounds {
+        max_entries: BoundSetting,
+        max_bytes: BoundSetting,
+    },
     /// Panics in the writer thread: tests pin what a bug there does to the group and after.
     #[cfg(test)]
     PanicForTest,
@@ -111,144 +122,14 @@ impl WriteRequest {
             WriteKind::Batch { ops, .. } => parse_batch(ops)
                 .map(|ops| ops.iter().all(Op::only_deletes))
                 .unwrap_or(false),
+            // Bounds only shrink what the cache holds.
             WriteKind::DeleteIfExpired { .. }
             | WriteKind::Sweep { .. }
-            | WriteKind::Clear { .. } => true,
+            | WriteKind::Clear { .. }
+            | WriteKind::SetBounds { .. } => true,
             #[cfg(test)]
             WriteKind::PanicForTest => false,
         }
-    }
-}
-
-/// The queue shared by every handle of one store in this process.
-pub struct WriteQueue {
-    state: Mutex<QueueState>,
-    wake: Condvar,
-    /// Signalled when the writer has nothing queued and nothing being committed (see
-    /// [`WriteQueue::wait_idle`]).
-    idle: Condvar,
-}
-
-struct QueueState {
-    pending: Vec<WriteRequest>,
-    /// How many of `pending` are lazy expiry deletes (see [`MAX_QUEUED_LAZY_DELETES`]).
-    lazy_deletes: usize,
-    closing: bool,
-    /// The writer took a group and has not come back for more: it is still committing it.
-    committing: bool,
-}
-
-/// Most lazy expiry deletes waiting for the writer at once. Reads queue one per expired entry
-/// they pass; a scan over millions of expired entries would otherwise queue millions (memory
-/// growing with them) faster than the writer commits. Beyond this they are dropped: the
-/// entries stay invisible, and a later read or `sweepExpired()` deletes them.
-pub const MAX_QUEUED_LAZY_DELETES: usize = 16_384;
-
-impl Default for WriteQueue {
-    fn default() -> Self {
-        WriteQueue {
-            state: Mutex::new(QueueState {
-                pending: Vec::new(),
-                lazy_deletes: 0,
-                closing: false,
-                committing: false,
-            }),
-            wake: Condvar::new(),
-            idle: Condvar::new(),
-        }
-    }
-}
-
-impl WriteQueue {
-    /// Queues requests in order; gives them back if the queue is closing.
-    pub fn push_many(&self, requests: Vec<WriteRequest>) -> Result<(), Vec<WriteRequest>> {
-        let mut state = self.state.lock();
-        if state.closing {
-            return Err(requests);
-        }
-        // Only the first request of a group needs to wake the writer: later ones find it
-        // committing, and it takes everything queued when it comes back.
-        let wake = state.pending.is_empty();
-        state.pending.extend(requests);
-        drop(state);
-        if wake {
-            self.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Queues lazy expiry deletes (delete each full key if it is still expired at `now`; no
-    /// reply) while fewer than [`MAX_QUEUED_LAZY_DELETES`] wait; drops the rest. Returns how
-    /// many were queued.
-    pub fn push_lazy_deletes(
-        &self,
-        full_keys: impl IntoIterator<Item = Vec<u8>>,
-        now: u64,
-        durability: Durability,
-    ) -> usize {
-        let mut state = self.state.lock();
-        if state.closing {
-            return 0;
-        }
-        let room = MAX_QUEUED_LAZY_DELETES.saturating_sub(state.lazy_deletes);
-        let wake = state.pending.is_empty();
-        let before = state.pending.len();
-        let requests = full_keys
-            .into_iter()
-            .take(room)
-            .map(|full_key| WriteRequest {
-                kind: WriteKind::DeleteIfExpired { full_key, now },
-                durability,
-                reply: None,
-            });
-        state.pending.extend(requests);
-        let queued = state.pending.len() - before;
-        state.lazy_deletes += queued;
-        drop(state);
-        if wake && queued > 0 {
-            self.wake.notify_one();
-        }
-        queued
-    }
-
-    /// Waits for work; `None` once closing and drained.
-    fn take(&self) -> Option<Vec<WriteRequest>> {
-        let mut state = self.state.lock();
-        // Back for more: the previous group is committed and its replies delivered.
-        state.committing = false;
-        if state.pending.is_empty() {
-            self.idle.notify_all();
-        }
-        loop {
-            if !state.pending.is_empty() {
-                state.lazy_deletes = 0;
-                state.committing = true;
-                return Some(std::mem::take(&mut state.pending));
-            }
-            if state.closing {
-                return None;
-            }
-            self.wake.wait(&mut state);
-        }
-    }
-
-    /// Blocks until everything queued so far is committed (and its replies delivered), or
-    /// until `deadline`; true if the queue emptied. For a process about to exit: not used by
-    /// any write or read path.
-    pub fn wait_idle(&self, deadline: Instant) -> bool {
-        let mut state = self.state.lock();
-        while !state.pending.is_empty() || state.committing {
-            if self.idle.wait_until(&mut state, deadline).timed_out() {
-                return state.pending.is_empty() && !state.committing;
-            }
-        }
-        true
-    }
-
-    /// Stops accepting work; the writer drains what is queued, then exits.
-    pub fn close(&self) {
-        self.state.lock().closing = true;
-        self.wake.notify_all();
     }
 }
 
@@ -268,11 +149,30 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
                 shapes_synced: false,
                 shaped: Vec::new(),
                 transcoded: Vec::new(),
+                evictor: Evictor::default(),
+                touches: Vec::new(),
+                extra_durability: None,
+                restamped: Vec::new(),
             };
             writer.reserve_missing = !writer.reserve.ensure();
             while let Some(group) = queue.take() {
+                let (touches, durability) = queue.take_touches();
+                writer.touches = touches;
+                writer.extra_durability = (!writer.touches.is_empty()).then_some(durability);
                 let results = writer.commit_catching(&group);
+                writer.touches.clear();
                 deliver(group, results);
+                // Past a bound after its bounded share of eviction: evict more on our own
+                // while nothing else waits (each transaction bounded again).
+                while writer.evictor.over() && !queue.has_pending() {
+                    // Committed as durably as the last transaction (a 'nosync' handle's
+                    // writes do not make eviction fsync).
+                    writer.extra_durability = writer.flags_for;
+                    writer.commit_catching(&[]);
+                    if !writer.evicted_some() {
+                        break;
+                    }
+                }
                 if writer.reserve_missing {
                     // Rate-limited inside: a full device is tried again every few seconds.
                     writer.reserve_missing = !writer.reserve.ensure();
@@ -304,6 +204,12 @@ struct Writer {
     /// Reused buffers: a value with its maps shaped, and a JSON value transcoded.
     shaped: Vec<u8>,
     transcoded: Vec<u8>,
+    /// Totals, recency and eviction of a bounded directory.
+    evictor: Evictor,
+    /// Touches to apply in the next transaction, with their durability.
+    touches: Vec<Vec<u8>>,
+    extra_durability: Option<Durability>,
+    restamped: Vec<u8>,
 }
 
 enum Failure {
@@ -353,9 +259,10 @@ impl Writer {
         let durability = group
             .iter()
             .map(|r| r.durability)
+            .chain(self.extra_durability)
             .max()
             .unwrap_or(Durability::Durable);
-        let only_deletes = group.iter().all(WriteRequest::only_deletes);
+        let only_deletes = group.iter().all(WriteRequest::only_deletes) && self.touches.is_empty();
         let max = self.store.max_map_size();
         // Puts never grow the map past the maximum, nor use room a delete left beyond it.
         let cap = (!only_deletes).then_some(max);
@@ -494,8 +401,19 @@ impl Writer {
         let (guard, mut txn) = store.write_txn(cap).map_err(Failure::Request)?;
         // Another process may have stored shapes since; an aborted transaction took its own.
         self.shapes_synced = false;
-        let value = match body(self, &mut txn) {
-            Ok(value) => value,
+        let begun = self
+            .evictor
+            .begin(&store, &txn)
+            .map_err(|e| self.classify(e));
+        let value = match begun.and_then(|()| body(self, &mut txn)) {
+            Ok(value) => match self.finish_txn(&store, &mut txn) {
+                Ok(()) => value,
+                Err(f) => {
+                    txn.abort();
+                    drop(guard);
+                    return Err(f);
+                }
+            },
             Err(f) => {
                 txn.abort();
                 drop(guard);
@@ -507,6 +425,7 @@ impl Writer {
         match committed {
             Ok(()) => {
                 self.shapes.mark_committed();
+                self.evictor.committed(&store);
                 if durability != Durability::Strict {
                     self.unsynced = true;
                 }
@@ -514,6 +433,30 @@ impl Writer {
             }
             Err(e) => Err(self.classify_commit(e)),
         }
+    }
+
+    /// The end of every write transaction in a directory that keeps totals: the touches reads
+    /// queued, then eviction while a bound is passed (expired entries first), then the totals.
+    fn finish_txn(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), Failure> {
+        let ev = &mut self.evictor;
+        let heed = ev
+            .ensure_totals(store, txn)
+            .and_then(|()| ev.apply_touches(store, txn, &self.touches, &mut self.restamped));
+        heed.map_err(|e| self.classify(e))?;
+        if self.evictor.over() {
+            let now = self.evictor.now_ms();
+            self.sweep(txn, now, crate::eviction::MAX_SAMPLED_PER_TXN)?;
+        }
+        let ev = &mut self.evictor;
+        let heed = ev
+            .evict_sampled(store, txn)
+            .and_then(|()| ev.save(store, txn));
+        heed.map_err(|e| self.classify(e))
+    }
+
+    /// Whether the last transaction evicted anything (progress while over a bound).
+    fn evicted_some(&self) -> bool {
+        self.evictor.evicted_in_txn() > 0
     }
 
     fn classify(&self, e: heed::Error) -> Failure {
@@ -555,6 +498,16 @@ impl Writer {
             }
             WriteKind::Sweep { now } => self.sweep(txn, *now, usize::MAX).map(|(n, _)| n as f64),
             WriteKind::Clear { prefix } => self.clear_chunk(txn, prefix, CLEAR_CHUNK),
+            WriteKind::SetBounds {
+                max_entries,
+                max_bytes,
+            } => {
+                let store = Arc::clone(&self.store);
+                self.evictor
+                    .set_bounds(&store, txn, *max_entries, *max_bytes)
+                    .map_err(|e| self.classify(e))?;
+                Ok(0.0)
+            }
             #[cfg(test)]
             WriteKind::PanicForTest => panic!("as the test asked"),
         }
@@ -573,31 +526,34 @@ impl Writer {
     }
 
     /// Reads the record in `stored`'s slot if it belongs to `full_key`. Returns its expiry
-    /// (for the index) or an error when a different long key holds the slot.
+    /// (for the index) or an error when a different long key holds the slot, and the length
+    /// of whatever record the slot holds (for the totals).
     fn existing_expiry(
         &self,
         txn: &RwTxn<'_>,
         stored: &StoredKey,
         full_key: &[u8],
-    ) -> Result<Option<Option<u64>>, Failure> {
+    ) -> Result<(Option<Option<u64>>, Option<usize>), Failure> {
         let raw = self
             .store
             .entries
             .get(txn, stored.as_bytes())
             .map_err(|e| self.classify(e))?;
-        match raw {
-            None => Ok(None),
+        let len = raw.map(<[u8]>::len);
+        let expiry = match raw {
+            None => None,
             // Undecodable (damaged, or not written by this package): overwritten as if absent.
             // An expiry index row it may have left is harmless: a sweep deletes an entry only
             // if its record carries that expiry, and drops the row either way.
             Some(bytes) => match Record::decode(stored.as_bytes(), bytes) {
                 Ok(record) if stored.is_long() && record.full_key != Some(full_key) => {
-                    Err(Failure::Request(CacheError::KeyCollision))
+                    return Err(Failure::Request(CacheError::KeyCollision))
                 }
-                Ok(record) => Ok(Some(record.expiry)),
-                Err(_) => Ok(None),
+                Ok(record) => Some(record.expiry),
+                Err(_) => None,
             },
-        }
+        };
+        Ok((expiry, len))
     }
 
     fn put(
@@ -608,7 +564,8 @@ impl Writer {
         value: Payload<'_>,
     ) -> Result<(), Failure> {
         let stored = StoredKey::encode(full_key);
-        if let Some(Some(old)) = self.existing_expiry(txn, &stored, full_key)? {
+        let (existing, old_len) = self.existing_expiry(txn, &stored, full_key)?;
+        if let Some(Some(old)) = existing {
             if Some(old) != expiry {
                 self.store
                     .expiries
@@ -622,10 +579,11 @@ impl Writer {
             value
         };
         self.scratch.clear();
-        record::encode_put(
+        record::encode_put_stamped(
             stored.as_bytes(),
             expiry,
             stored.is_long().then_some(full_key),
+            self.evictor.stamp(),
             value,
             &mut self.scratch,
         );
@@ -633,6 +591,8 @@ impl Writer {
             .entries
             .put(txn, stored.as_bytes(), &self.scratch)
             .map_err(|e| self.classify(e))?;
+        self.evictor
+            .wrote(stored.as_bytes().len(), old_len, self.scratch.len());
         if let Some(x) = expiry {
             self.store
                 .expiries
@@ -704,14 +664,14 @@ impl Writer {
         condition: impl Fn(Option<&Record<'_>>) -> bool,
     ) -> Result<bool, Failure> {
         let stored = StoredKey::encode(full_key);
-        let expiry = {
+        let (expiry, len) = {
             let raw = self
                 .store
                 .entries
                 .get(txn, stored.as_bytes())
                 .map_err(|e| self.classify(e))?;
             let Some(bytes) = raw else { return Ok(false) };
-            match Record::decode(stored.as_bytes(), bytes) {
+            let expiry = match Record::decode(stored.as_bytes(), bytes) {
                 Ok(record) => {
                     if (stored.is_long() && record.full_key != Some(full_key))
                         || !condition(Some(&record))
@@ -722,12 +682,14 @@ impl Writer {
                 }
                 Err(_) if condition(None) => None,
                 Err(_) => return Ok(false),
-            }
+            };
+            (expiry, bytes.len())
         };
         self.store
             .entries
             .delete(txn, stored.as_bytes())
             .map_err(|e| self.classify(e))?;
+        self.evictor.removed(stored.as_bytes().len(), len);
         if let Some(x) = expiry {
             self.store
                 .expiries
@@ -793,18 +755,19 @@ impl Writer {
                     .get(txn, stored)
                     .map_err(|e| self.classify(e))?
                 {
-                    Some(bytes) => {
-                        // An undecodable record is left for its key's owner to repair.
-                        // The header is enough here: an expired record goes whatever its value.
-                        Record::decode_unverified(bytes).is_ok_and(|r| r.expiry == Some(expiry))
-                    }
-                    None => false,
+                    // An undecodable record is left for its key's owner to repair. The
+                    // header is enough here: an expired record goes whatever its value.
+                    Some(bytes) => Record::decode_unverified(bytes)
+                        .is_ok_and(|r| r.expiry == Some(expiry))
+                        .then_some(bytes.len()),
+                    None => None,
                 };
-                if matches {
+                if let Some(len) = matches {
                     self.store
                         .entries
                         .delete(txn, stored)
                         .map_err(|e| self.classify(e))?;
+                    self.evictor.removed(stored.len(), len);
                     deleted += 1;
                 }
                 self.store
@@ -842,46 +805,5 @@ fn deliver(group: Vec<WriteRequest>, results: Vec<CacheResult<f64>>) {
     }
     for (sink, done) in by_sink {
         sink.complete(done);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lazy_deletes(queue: &WriteQueue, keys: std::ops::Range<usize>) -> usize {
-        queue.push_lazy_deletes(
-            keys.map(|i| format!("k{i}").into_bytes()),
-            1,
-            Durability::NoSync,
-        )
-    }
-
-    #[test]
-    fn lazy_deletes_wait_in_the_queue_up_to_their_bound_and_the_rest_are_dropped() {
-        let queue = WriteQueue::default();
-        let offered = MAX_QUEUED_LAZY_DELETES + 500;
-        assert_eq!(lazy_deletes(&queue, 0..offered), MAX_QUEUED_LAZY_DELETES);
-        assert_eq!(lazy_deletes(&queue, 0..1), 0, "full: dropped");
-        // Other writes are never dropped.
-        assert!(queue
-            .push_many(vec![WriteRequest {
-                kind: WriteKind::Sweep { now: 1 },
-                durability: Durability::NoSync,
-                reply: None,
-            }])
-            .is_ok());
-        let taken = queue.take().unwrap();
-        assert_eq!(taken.len(), MAX_QUEUED_LAZY_DELETES + 1);
-        assert!(matches!(
-            taken.last().unwrap().kind,
-            WriteKind::Sweep { .. }
-        ));
-        // Once the writer took them, there is room again.
-        assert_eq!(lazy_deletes(&queue, 0..10), 10);
-        queue.close();
-        assert_eq!(lazy_deletes(&queue, 0..1), 0, "closing: dropped");
-        assert_eq!(queue.take().unwrap().len(), 10, "queued ones still drain");
-        assert!(queue.take().is_none());
     }
 }

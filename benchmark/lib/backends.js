@@ -11,6 +11,8 @@
 //   hidden       not in the default set; run only when named with --backends
 //   writesOnly   differs from another backend only in write durability: runs only in
 //                workloads that write (see backendSupports)
+//   evicts       bounded: stored keys may have been evicted, so reads of them may miss
+//                (checks then allow misses, never wrong values)
 //   probe()      throws if the backend cannot be loaded here
 //   open(ctx)    -> Promise<Cache>; ctx = { path, options, dataset }
 
@@ -54,6 +56,20 @@ export const BACKENDS = {
     async open({ path, options }) {
       const { openLmdbCache } = await import('../../index.js')
       return openLmdbCache({ path, ...options, durability: 'nosync' })
+    },
+  },
+  'lmdb-cache-bounded': {
+    description: 'this package with `maxEntries` at 90 % of the dataset: the working set is above the bound, gets of evicted keys miss',
+    stateful: true,
+    // Populating evicts: reads of stored keys may miss (never return a wrong value).
+    evicts: true,
+    hidden: true,
+    async probe() {
+      await import('../../index.js')
+    },
+    async open({ path, options, dataset }) {
+      const { openLmdbCache } = await import('../../index.js')
+      return openLmdbCache({ path, ...options, maxEntries: Math.floor(dataset.keyCount * 0.9) })
     },
   },
   'level-cache': {

@@ -128,8 +128,34 @@ function statsText(dir, { stats, namespaces }) {
     `used size    ${bytes(stats.usedSize)} (up to the last page in use; '${PROGRAM} compact' drops free pages)`,
     `free pages   ${int(stats.freePages)} (${bytes(stats.pageSize)} each, ${bytes(stats.freePages * stats.pageSize)} reusable)`,
     `readers      ${int(stats.readersInUse)} of ${int(stats.maxReaders)} slots (most ever in use at once)`,
+    ...boundLines(stats),
   )
   return lines.join('\n')
+}
+
+/** The `stats` lines of a bounded directory (docs/eviction.md): its bounds and counted totals. */
+function boundLines(stats) {
+  if (stats.maxEntries === null && stats.maxBytes === null) {
+    return stats.countedEntries === null ? [] : [`bounds       none (removed; ${int(stats.countedEntries)} entries of ${bytes(stats.countedBytes)} counted)`]
+  }
+  const of = (counted, max, show, unit) => `${show(counted)}${unit}${max === null ? '' : ` of at most ${show(max)}`}`
+  const counted =
+    stats.countedEntries === null
+      ? ['counted      not yet (the next write counts them)']
+      : [`counted      ${of(stats.countedEntries, stats.maxEntries, int, ' entries')}, ${of(stats.countedBytes, stats.maxBytes, bytes, '')} (keys + records)`]
+  const d = stats.directoryCounters
+  const activity =
+    d === null
+      ? []
+      : [
+          `evictions    ${int(d.evictions)} entries evicted to keep within the bounds (all processes, since the bound was set)`,
+          `reads        ${int(d.hits)} hits, ${int(d.misses)} misses${d.hits + d.misses > 0 ? ` (${((100 * d.hits) / (d.hits + d.misses)).toFixed(1)} % hits)` : ''} by gets and has() of all processes, each counted up to its last write`,
+        ]
+  return [
+    `bounds       ${stats.maxEntries === null ? 'no entry bound' : `maxEntries ${int(stats.maxEntries)}`}, ${stats.maxBytes === null ? 'no byte bound' : `maxBytes ${bytes(stats.maxBytes)}`} (least recently used entries are evicted past them)`,
+    ...counted,
+    ...activity,
+  ]
 }
 
 module.exports = { int, bytes, duration, Progress, migrateSummaryText, statsText }

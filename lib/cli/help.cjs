@@ -37,8 +37,10 @@ Options:
 
 Prints the number of entries (live and expired), live entries per namespace (the part of a
 key before the first U+241F), the map size and its maximum, the size of data.mdb, the bytes in
-use, and LMDB reader slots (the most ever in use at once, and the limit). It changes no
-entry: expired entries are counted, not deleted (that is what '${PROGRAM} sweep' does).
+use, and LMDB reader slots (the most ever in use at once, and the limit); for a bounded
+directory (maxEntries, maxBytes) its bounds, the entries and bytes counted against them, and
+the evictions, hits and misses of all processes (each process adds its counts to the
+directory's with its writes). It changes no entry: expired entries are counted, not deleted (that is what '${PROGRAM} sweep' does).
 Like any open, it removes what killed compactions left behind.
 
 Options:

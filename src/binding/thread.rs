@@ -2,10 +2,11 @@
 //! hot-path callbacks (`lookup`, `expire`), the large-value and last-error slots, and the
 //! completion ports. Lives in a thread-local; torn down with the JS environment.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::panic::catch_unwind;
 use std::ptr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use napi::sys;
@@ -14,6 +15,7 @@ use super::check;
 use super::completions::CompletionPort;
 use super::handles::HandleTable;
 use crate::error::{CacheError, CacheResult};
+use crate::eviction;
 use crate::protocol::*;
 use crate::record::{expiry_from_js, Payload};
 use crate::registry::{self, SharedStore};
@@ -42,6 +44,23 @@ pub(super) struct ThreadState {
     /// may load the module again with a fresh registry) gets its completions delivered to its
     /// own callback. Indexed by the port number `init()` returned.
     pub(super) ports: Vec<Arc<CompletionPort>>,
+    /// Touches this thread queued lately (key hash, access-clock time), direct-mapped: a key
+    /// read again while its touch waits (or after the queue dropped it) is not offered again
+    /// until another touch interval passed, which keeps hot reads off the queue's lock.
+    pub(super) recent_touches: Box<[Cell<(u64, u32)>]>,
+}
+
+const RECENT_TOUCH_SLOTS: usize = 4096;
+
+pub(super) fn recent_touches() -> Box<[Cell<(u64, u32)>]> {
+    (0..RECENT_TOUCH_SLOTS).map(|_| Cell::new((0, 0))).collect()
+}
+
+/// FNV-1a, 64-bit: a cheap hash for the recent-touch filter (collisions only skip a touch).
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 thread_local! {
@@ -93,13 +112,16 @@ impl ThreadState {
         key: &[u8],
         want_value: bool,
     ) -> CacheResult<(i32, Option<Vec<u8>>)> {
-        let store = &self.handle(handle)?.shared.store;
+        let h = self.handle(handle)?;
+        let store = &h.shared.store;
         let scratch = self.scratch;
         let mut large = None;
+        let mut found = None;
         let status = store.lookup(key, |record| {
             let Some(record) = record else {
                 return LOOKUP_MISSING;
             };
+            found = Some((record.access, record.expiry));
             self.set_ctl(
                 CTL_HAS_EXPIRY,
                 if record.expiry.is_some() { 1.0 } else { 0.0 },
@@ -130,7 +152,37 @@ impl ThreadState {
                 LOOKUP_FOUND_LARGE
             }
         })?;
+        self.count_and_touch(h, key, found);
         Ok((status, large))
+    }
+
+    /// Counts a hit or a miss, and in a bounded directory queues a touch of a live entry
+    /// whose last access (`found`: its stamp and expiry) is stale. Inspecting handles
+    /// (`keep_expired`) change nothing.
+    fn count_and_touch(&self, h: &Handle, key: &[u8], found: Option<(Option<u32>, Option<u64>)>) {
+        let ev = &h.shared.store.eviction;
+        let Some((stamp, expiry)) = found else {
+            ev.misses.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // An expired entry counts as a hit until JS calls `expire`, which makes it a miss.
+        ev.hits.fetch_add(1, Ordering::Relaxed);
+        if h.keep_expired || !ev.bounded.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = eviction::now_ms();
+        if expiry.is_some_and(|x| x <= now) || !ev.wants_touch(now, stamp) {
+            return;
+        }
+        let hash = key_hash(key);
+        let slot = &self.recent_touches[hash as usize % RECENT_TOUCH_SLOTS];
+        let clock = eviction::access_clock(now);
+        let (seen, at) = slot.get();
+        if seen == hash && !ev.wants_touch_since(clock, at) {
+            return;
+        }
+        slot.set((hash, clock));
+        h.shared.enqueue_touch(key, h.durability);
     }
 
     /// `lookup` that keeps a large value for `takeLargeValue()`.
@@ -170,6 +222,9 @@ impl ThreadState {
     fn expire(&self, handle: u32, key: &[u8], now: f64) -> CacheResult<()> {
         let h = self.handle(handle)?;
         let now = expiry_from_js(now).unwrap_or(u64::MAX);
+        let ev = &h.shared.store.eviction;
+        ev.hits.fetch_sub(1, Ordering::Relaxed);
+        ev.misses.fetch_add(1, Ordering::Relaxed);
         if !h.keep_expired {
             h.shared
                 .enqueue_lazy_deletes([key.to_vec()], now, h.durability);
@@ -323,6 +378,7 @@ pub(super) fn scratch_buffer(raw_env: sys::napi_env) -> napi::Result<sys::napi_v
             page_out: Vec::new(),
             last_error: None,
             ports: Vec::new(),
+            recent_touches: recent_touches(),
         })
     });
     Ok(buffer)
@@ -369,6 +425,7 @@ mod tests {
             page_out: Vec::new(),
             last_error: None,
             ports: Vec::new(),
+            recent_touches: recent_touches(),
         };
         let id = t
             .handles

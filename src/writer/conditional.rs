@@ -138,7 +138,7 @@ impl Writer {
         let start = keys::scan_start(prefix);
         let head = &start[..prefix.len().min(keys::DIRECT_KEY_MAX)];
         // Collect first: LMDB iterators must not outlive the deletes below.
-        let mut doomed: Vec<(Vec<u8>, Option<u64>)> = Vec::new();
+        let mut doomed: Vec<(Vec<u8>, Option<u64>, usize)> = Vec::new();
         {
             // LMDB refuses an empty key, even as a bound.
             let from = if start.is_empty() {
@@ -169,16 +169,18 @@ impl Writer {
                 // An undecodable long record names no key: only a clear of everything takes
                 // it (no other prefix can tell whether it is its own).
                 if full_key.map_or(prefix.is_empty(), |k| k.starts_with(prefix)) {
-                    doomed.push((stored.to_vec(), record.and_then(|r| r.expiry)));
+                    doomed.push((stored.to_vec(), record.and_then(|r| r.expiry), bytes.len()));
                 }
             }
         }
         let count = doomed.len();
-        for (stored, expiry) in doomed {
+        for (stored, expiry, record_len) in doomed {
             self.store
                 .entries
                 .delete(txn, &stored)
                 .map_err(|e| self.classify(e))?;
+            // A bounded directory's running totals (see `eviction`).
+            self.evictor.removed(stored.len(), record_len);
             if let Some(x) = expiry {
                 // The expiry index row's layout (see `expiry_index_key`).
                 let mut row = x.to_be_bytes().to_vec();
