@@ -10,10 +10,13 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * Closes a handle; the last handle on a directory in this process closes LMDB after the
- * queued writes. Closing a closed handle does nothing.
+ * Closes a handle without waiting. Returns true when that is all (other handles on the
+ * directory remain, or the handle was closed already); false when it was the last handle in
+ * this process: the writer thread closes LMDB after the queued writes, then `ticket` completes
+ * through completion `port` (so the JS thread never waits for another process's write
+ * transaction to end).
  */
-export declare function close(handle: number): void
+export declare function close(handle: number, ticket: number, port: number): boolean | null
 
 /**
  * Writes a compacted copy of the handle's store to the file `dest` (see

@@ -6,7 +6,7 @@
 const { binding, L, textOf } = require('./native.cjs')
 const { createValueDecoders } = require('./codec.cjs')
 const { codedError, describe, checkOpen, checkKey, promised } = require('./errors.cjs')
-const { encodeValue, expiryFor, submit } = require('./write-queue.cjs')
+const { encodeValue, expiryFor, submit, closeHandle } = require('./write-queue.cjs')
 const { LOOKUP_FOUND, lookup, readValue } = require('./reads.cjs')
 const { EntriesIterator, countEntries } = require('./entries.cjs')
 
@@ -42,7 +42,7 @@ class HandleState {
             this.onIdle = resolve
           })
         }
-        binding.close(this.id)
+        await closeHandle(this)
       })()
     }
     return this.closing

@@ -60,6 +60,14 @@ function expiryFor(ttlMs, now) {
 
 const pending = new Map() // ticket -> { resolve, reject, handle, kind }
 let nextTicket = 1
+// The kind of a pending close (not a request kind: a close is no write).
+const CLOSE = -1
+
+function takeTicket() {
+  const ticket = nextTicket
+  nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
+  return ticket
+}
 
 function onWritesDone(tickets, values, failures) {
   let failed = null
@@ -74,7 +82,7 @@ function onWritesDone(tickets, values, failures) {
     const error = failed === null ? undefined : failed.get(tickets[i])
     if (error === undefined) waiter.resolve(waiter.kind === L.REQUEST_SWEEP ? values[i] : undefined)
     else waiter.reject(error)
-    waiter.handle.writeSettled()
+    if (waiter.kind !== CLOSE) waiter.handle.writeSettled()
   }
   if (pending.size === 0) writerIdled()
 }
@@ -137,8 +145,7 @@ function submit(kind, view, ops, now) {
   if (bytes > MAX_REQUEST_BYTES) {
     throw codedError(RangeError, 'ERR_INVALID_VALUE', `a write of ${bytes} bytes is larger than the ${MAX_REQUEST_BYTES} one request may hold`)
   }
-  const ticket = nextTicket
-  nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
+  const ticket = takeTicket()
   const buf = reserveFlush(bytes)
   const start = flushLength
   buf.writeUInt32LE(handle.id, start + L.REQUEST_HANDLE_AT)
@@ -159,6 +166,33 @@ function submit(kind, view, ops, now) {
   } else if (!flushScheduled) {
     flushScheduled = true
     queueMicrotask(flushWrites)
+  }
+  return settled
+}
+
+/**
+ * Closes the handle (its writes all settled): resolves at once when other handles on its
+ * directory remain in this process; after the last one, once the writer thread has committed
+ * what was queued and closed LMDB (it posts the completion; the JS thread never waits for
+ * another process's write transaction). Meanwhile the event loop is held, as for a write.
+ */
+function closeHandle(handle) {
+  const ticket = takeTicket()
+  const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle, kind: CLOSE }))
+  const writerIdle = pending.size === 1
+  if (writerIdle) writerBusied()
+  let outcome // true: closed now; false: the writer thread completes the ticket; or an error
+  try {
+    outcome = binding.close(handle.id, ticket, completionPort)
+  } catch (error) {
+    outcome = error
+  }
+  if (outcome !== false) {
+    const waiter = pending.get(ticket)
+    pending.delete(ticket)
+    if (outcome === true) waiter.resolve()
+    else waiter.reject(outcome)
+    if (pending.size === 0) writerIdled()
   }
   return settled
 }
@@ -240,4 +274,4 @@ function writeOps(buf, off, view, ops) {
   return off
 }
 
-module.exports = { encodeValue, expiryFor, submit }
+module.exports = { encodeValue, expiryFor, submit, closeHandle }

@@ -254,14 +254,24 @@ pub fn drain_sync(timeout_ms: f64) -> bool {
     registry::drain_all(timeout)
 }
 
-/// Closes a handle; the last handle on a directory in this process closes LMDB after the
-/// queued writes. Closing a closed handle does nothing.
+/// Closes a handle without waiting. Returns true when that is all (other handles on the
+/// directory remain, or the handle was closed already); false when it was the last handle in
+/// this process: the writer thread closes LMDB after the queued writes, then `ticket` completes
+/// through completion `port` (so the JS thread never waits for another process's write
+/// transaction to end).
 #[napi]
-pub fn close(handle: u32) {
-    let taken = THREAD.with(|cell| cell.borrow_mut().as_mut()?.handles.remove(handle));
-    if let Some(h) = taken {
-        registry::release(h.shared);
-    }
+pub fn close(env: Env, handle: u32, ticket: u32, port: u32) -> Option<bool> {
+    let closed = with_thread(|t| {
+        let sink: Arc<dyn CompletionSink> = t.port(port as usize)?.clone();
+        let Some(h) = t.handles.remove(handle) else {
+            return Ok(true);
+        };
+        Ok(!registry::release_then_reply(
+            h.shared,
+            Reply { sink, ticket },
+        ))
+    });
+    or_throw(&env, closed)
 }
 
 /// Same as the raw `lookup`, for keys too long for the scratch buffer.
