@@ -7,7 +7,6 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const readline = require('node:readline')
-const { NAMESPACE_SEPARATOR } = require('../cache.cjs')
 const { refuseDestinationInCache } = require('../destinations.cjs')
 const { CommandError } = require('./errors.cjs')
 const { lmdbCache, targetCacheDir, withCache } = require('./dirs.cjs')
@@ -34,6 +33,8 @@ function writeTo(stream, text) {
 
 /** Writes the live entries of the cache in `dir` (of `namespaces`, or all) to `out`; the count. */
 async function dumpEntries(dir, namespaces, out) {
+  // Loaded here, not at the top: the tool's --help works without the native binary.
+  const { NAMESPACE_SEPARATOR } = require('../cache.cjs')
   const { getEntry } = lmdbCache()
   let count = 0
   await withCache(

@@ -2,7 +2,6 @@
 // Owns the figures of `lmdb-cache stats`: the cache's own (cacheStats) and its live entries
 // per namespace, read without changing anything.
 
-const { NAMESPACE_SEPARATOR } = require('../cache.cjs')
 const { lmdbCache, withCache } = require('./dirs.cjs')
 
 /**
@@ -12,6 +11,8 @@ const { lmdbCache, withCache } = require('./dirs.cjs')
  * removes what killed compactions left behind.
  */
 async function cacheFigures(dir) {
+  // Loaded here, not at the top: the tool's --help works without the native binary.
+  const { NAMESPACE_SEPARATOR } = require('../cache.cjs')
   const { cacheStats } = lmdbCache()
   return withCache(
     dir,
