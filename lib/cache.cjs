@@ -6,7 +6,7 @@
 const { binding, L, textOf } = require('./native.cjs')
 const { createValueDecoders } = require('./codec.cjs')
 const { codedError, describe, checkOpen, checkKey, promised } = require('./errors.cjs')
-const { encodeValue, expiryFor, submit, closeHandle } = require('./write-queue.cjs')
+const { encodeValue, expiryFor, submit, handleOpened, closeHandle } = require('./write-queue.cjs')
 const { LOOKUP_FOUND, lookup, readValue } = require('./reads.cjs')
 const { EntriesIterator, countEntries } = require('./entries.cjs')
 
@@ -26,6 +26,7 @@ class HandleState {
     this.onIdle = null
     // Per store: the shapes of one directory mean nothing in another.
     this.decoders = createValueDecoders(L, textOf, (from) => JSON.parse(binding.shapesFrom(id, from)))
+    handleOpened()
   }
 
   writeSettled() {

@@ -82,9 +82,23 @@ function onWritesDone(tickets, values, failures) {
     const error = failed === null ? undefined : failed.get(tickets[i])
     if (error === undefined) waiter.resolve(waiter.kind === L.REQUEST_SWEEP ? values[i] : undefined)
     else waiter.reject(error)
-    if (waiter.kind !== CLOSE) waiter.handle.writeSettled()
+    if (waiter.kind === CLOSE) openHandles--
+    else waiter.handle.writeSettled()
   }
   if (pending.size === 0) writerIdled()
+}
+
+// Caches of this module copy that are open or closing. While there are any, or writes are
+// pending, completions need this copy's port attached; after that it is detached, so that
+// nothing native keeps a discarded copy (a test runner's) alive or reports an open handle.
+let openHandles = 0
+
+/** A cache of this module copy opened: completions must reach it. */
+function handleOpened() {
+  if (openHandles++ === 0 && hot.attachPort() !== 1) {
+    openHandles--
+    throw codedError(Error, 'ERR_INTERNAL', 'the completion function of this thread could not be created')
+  }
 }
 setCompletionHandler(onWritesDone)
 
@@ -190,6 +204,7 @@ function closeHandle(handle) {
   if (outcome !== false) {
     const waiter = pending.get(ticket)
     pending.delete(ticket)
+    openHandles--
     if (outcome === true) waiter.resolve()
     else waiter.reject(outcome)
     if (pending.size === 0) writerIdled()
@@ -217,6 +232,7 @@ function writerBusied() {
 function writerIdled() {
   hot.releaseLoop()
   process.off('exit', commitBeforeExit)
+  if (openHandles === 0) hot.detachPort()
 }
 
 function commitBeforeExit() {
@@ -274,4 +290,4 @@ function writeOps(buf, off, view, ops) {
   return off
 }
 
-module.exports = { encodeValue, expiryFor, submit, closeHandle }
+module.exports = { encodeValue, expiryFor, submit, handleOpened, closeHandle }

@@ -34,7 +34,9 @@ mod completions;
 mod handles;
 mod thread;
 
-use completions::{hold_loop_raw, release_loop_raw, CompletionPort};
+use completions::{
+    attach_port_raw, detach_port_raw, hold_loop_raw, release_loop_raw, CompletionPort,
+};
 use thread::{expire_raw, lookup_raw, settle, with_thread, Handle, ThreadState, THREAD};
 
 /// The JS error code carried by every error this module throws.
@@ -97,8 +99,10 @@ pub fn init<'env>(
         ("noop", noop_raw),
         ("holdLoop", hold_loop_raw),
         ("releaseLoop", release_loop_raw),
+        ("attachPort", attach_port_raw),
+        ("detachPort", detach_port_raw),
     ] {
-        // The loop functions act on this init()'s port, passed as the function's data.
+        // The loop and port functions act on this init()'s port, passed as the function's data.
         hot.set_named_property(name, raw_function(raw_env, name, cb, port_number)?)?;
     }
     let mut layout = Object::new(env)?;
