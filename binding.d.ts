@@ -70,6 +70,13 @@ export declare function init(onWritesDone: (arg0: Uint32Array, arg1: Float64Arra
 /** Same as the raw `lookup`, for keys too long for the scratch buffer. */
 export declare function lookupKey(handle: number, key: Uint8Array, wantValue: boolean): number
 
+export interface NativePageReport {
+  pages: number
+  /** `[page number, what is wrong]` pairs, at most 100. */
+  damaged: Array<[number, string]>
+  damagedCount: number
+}
+
 export interface NativeStats {
   entries: number
   liveEntries: number
@@ -111,6 +118,12 @@ export declare function takeLargeValue(): Buffer | null
 
 /** Throws the error a raw call reported with LOOKUP_FAILED. */
 export declare function throwLastError(): void
+
+/**
+ * `lmdb-cache verify`'s page walk (see `page_walk::walk`), for its child process only: every
+ * B-tree page of `data.mdb` read with file reads, never through LMDB's map.
+ */
+export declare function verifyPages(path: string): NativePageReport | null
 
 /**
  * `lmdb-cache verify`'s walk (see `verify::walk`), for its child process only: calls

@@ -604,3 +604,33 @@ pub fn verify_walk(
     });
     or_throw(&env, report)
 }
+
+#[napi(object)]
+pub struct NativePageReport {
+    pub pages: f64,
+    /// `[page number, what is wrong]` pairs, at most 100.
+    pub damaged: Vec<(f64, String)>,
+    pub damaged_count: f64,
+}
+
+/// `lmdb-cache verify`'s page walk (see `page_walk::walk`), for its child process only: every
+/// B-tree page of `data.mdb` read with file reads, never through LMDB's map.
+#[napi]
+pub fn verify_pages(env: Env, path: String) -> Option<NativePageReport> {
+    let dir = std::path::Path::new(&path);
+    let report = crate::page_walk::walk(dir)
+        .map(|r| NativePageReport {
+            pages: r.pages as f64,
+            damaged: r
+                .damaged
+                .into_iter()
+                .map(|(page, detail)| (page as f64, detail))
+                .collect(),
+            damaged_count: r.damaged_count as f64,
+        })
+        .map_err(|detail| CacheError::InvalidDatabase {
+            path: dir.to_path_buf(),
+            detail,
+        });
+    or_throw(&env, report)
+}

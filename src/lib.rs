@@ -14,6 +14,7 @@ mod codec;
 mod error;
 mod keys;
 mod meta_check;
+mod page_walk;
 mod protocol;
 mod record;
 mod registry;
