@@ -21,17 +21,23 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { openLmdbCache } from '../index.js'
-import { prng as seededRandom } from './support/helpers.js'
+import fc from 'fast-check'
 
 const SEP = '\u241F'
 const SEEDS = process.env.MODEL_SEED ? [Number(process.env.MODEL_SEED)] : [1, 2, 3, 4]
 const OPS = Number(process.env.MODEL_OPS ?? 3000)
 
-/** The shared seeded generator, with the draws this test makes. */
-function prng(seed) {
-  const next = seededRandom(seed)
-  next.int = (n) => Math.floor(next() * n)
-  next.pick = (items) => items[Math.floor(next() * items.length)]
+/**
+ * The draws this test makes, taken from fast-check's generator `g` (fc.gen()): a run is
+ * reproduced from fast-check's seed, and a failing one is reported with it.
+ */
+function draws(g) {
+  // Unbiased: fast-check leans towards small values and edges by default, which would skew
+  // the mix of operations this test chooses by ranges of one draw.
+  const below = (n) => fc.noBias(fc.integer({ min: 0, max: n - 1 }))
+  const next = () => g(below, 2 ** 32) / 2 ** 32
+  next.int = (n) => (n <= 1 ? 0 : g(below, n))
+  next.pick = (items) => items[next.int(items.length)]
   next.chance = (p) => next() < p
   return next
 }
@@ -183,8 +189,7 @@ const expectedValue = (entry) => (entry.json === undefined ? undefined : JSON.pa
 // ---------------------------------------------------------------------------------------
 // The run
 
-async function run(seed, opCount) {
-  const random = prng(seed)
+async function run(random, seed, opCount) {
   const keys = keyPool(random)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-model-'))
   const durability = ['durable', 'nosync', 'strict', 'nosync'][seed % 4]
@@ -485,7 +490,14 @@ function isDeepStrictEqual(a, b) {
 for (const seed of SEEDS) {
   test(`random operations agree with the model of the contract (seed ${seed}, ${OPS} operations)`, { timeout: 120_000 }, async () => {
     const started = Date.now()
-    const counts = await run(seed, OPS)
+    let counts
+    // One run per seed; a failing run of thousands of operations is reported, not shrunk.
+    await fc.assert(
+      fc.asyncProperty(fc.gen(), async (g) => {
+        counts = await run(draws(g), seed, OPS)
+      }),
+      { seed, numRuns: 1, endOnFailure: true },
+    )
     console.log(`# seed ${seed}: ${Date.now() - started} ms, ${JSON.stringify(counts)}`)
   })
 }
