@@ -1,5 +1,6 @@
-// Model-based randomized test: seeded random sequences of operations on the cache are
-// checked, one by one, against an in-memory model of the level-cache contract:
+// Model-based randomized test: sequences of operations drawn by fast-check (fc.gen(), one
+// seeded run per seed) are checked on the cache, one by one, against an in-memory model of
+// the level-cache contract:
 //
 // - full keys are namespace + U+241F + key, `withNamespace` nests with "/", keys are UTF-8
 //   (a lone surrogate reads back as U+FFFD), entries() yields byte order of the UTF-8 key;
@@ -14,7 +15,8 @@
 // outcome is certain; a few are 5-40 ms, and while one of those might have expired the
 // model accepts both outcomes (and then knows the entry may have been deleted lazily).
 //
-// Reproduce a failure with MODEL_SEED=<seed> (and MODEL_OPS=<n>); the seed is in the message.
+// Reproduce a failure with MODEL_SEED=<seed> (and MODEL_OPS=<n>): the seed is fast-check's,
+// and in the message.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
