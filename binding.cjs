@@ -851,4 +851,5 @@ module.exports.shapesFrom = nativeBinding.shapesFrom
 module.exports.stats = nativeBinding.stats
 module.exports.takeLargeValue = nativeBinding.takeLargeValue
 module.exports.throwLastError = nativeBinding.throwLastError
+module.exports.verifyPages = nativeBinding.verifyPages
 module.exports.verifyWalk = nativeBinding.verifyWalk

@@ -10,10 +10,13 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * Closes a handle; the last handle on a directory in this process closes LMDB after the
- * queued writes. Closing a closed handle does nothing.
+ * Closes a handle without waiting. Returns true when that is all (other handles on the
+ * directory remain, or the handle was closed already); false when it was the last handle in
+ * this process: the writer thread closes LMDB after the queued writes, then `ticket` completes
+ * through completion `port` (so the JS thread never waits for another process's write
+ * transaction to end).
  */
-export declare function close(handle: number): void
+export declare function close(handle: number, ticket: number, port: number): boolean | null
 
 /**
  * Writes a compacted copy of the handle's store to the file `dest` (see
@@ -82,6 +85,13 @@ export declare function leaseExpiry(handle: number, key: Uint8Array, now: number
 /** Same as the raw `lookup`, for keys too long for the scratch buffer. */
 export declare function lookupKey(handle: number, key: Uint8Array, wantValue: boolean): number
 
+export interface NativePageReport {
+  pages: number
+  /** `[page number, what is wrong]` pairs, at most 100. */
+  damaged: Array<[number, string]>
+  damagedCount: number
+}
+
 export interface NativeStats {
   entries: number
   liveEntries: number
@@ -144,6 +154,12 @@ export declare function takeLargeValue(): Buffer | null
 
 /** Throws the error a raw call reported with LOOKUP_FAILED. */
 export declare function throwLastError(): void
+
+/**
+ * `lmdb-cache verify`'s page walk (see `page_walk::walk`), for its child process only: every
+ * B-tree page of `data.mdb` read with file reads, never through LMDB's map.
+ */
+export declare function verifyPages(path: string): NativePageReport | null
 
 /**
  * `lmdb-cache verify`'s walk (see `verify::walk`), for its child process only: calls

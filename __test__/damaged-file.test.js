@@ -135,15 +135,44 @@ test('lmdb-cache verify: garbage over leaf pages in the middle is reported (exit
       x = (x * 1103515245 + 12345) >>> 0
       garbage[i] = x >>> 24
     }
-    overwrite(file, Math.floor(pages / 2) * PAGE, garbage)
+    const first = Math.floor(pages / 2)
+    overwrite(file, first * PAGE, garbage)
     const verify = await run(process.execPath, [CLI, 'verify', dir])
     assert.equal(verify.signal, null, 'the CLI itself must not crash')
     assert.equal(verify.code, 1, verify.stderr + verify.stdout)
     assert.match(verify.stdout, /^damaged: /)
     assert.match(verify.stdout, /restore a backup/)
+    // The damage is named by page: the garbage pages in use, each "its header names page X".
+    const named = [...verify.stdout.matchAll(/damaged at page (\d+): (.*)/g)].map((m) => ({ page: Number(m[1]), detail: m[2] }))
+    assert.ok(named.length > 0, verify.stdout)
+    for (const { page, detail } of named) {
+      assert.ok(page >= first && page < first + 40, `page ${page} lies outside the garbage: ${detail}`)
+      assert.match(detail, /^its header names page \d+$/)
+    }
     const json = JSON.parse((await run(process.execPath, [CLI, 'verify', dir, '--json'])).stdout)
     assert.equal(json.ok, false)
     assert.match(json.message, /^damaged: /)
+    assert.deepEqual(json.damagedPages, named)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('lmdb-cache verify names a damaged page by its number: a page whose header names another page', { timeout: 120_000 }, async () => {
+  const dir = tempDir('lmdb-cache-damaged-')
+  try {
+    await makeCache(dir, 2_000)
+    const file = path.join(dir, 'data.mdb')
+    const head = fs.readFileSync(file).subarray(0, 2 * PAGE)
+    // The main database's root page (MDB_db.md_root of the newest meta page).
+    const root = Number(head.readBigUInt64LE(newestMeta(file) + 16 + 72 + 40))
+    const wrong = Buffer.alloc(8)
+    wrong.writeBigUInt64LE(987_654n)
+    overwrite(file, root * PAGE, wrong)
+    const verify = await run(process.execPath, [CLI, 'verify', dir])
+    assert.equal(verify.signal, null)
+    assert.equal(verify.code, 1, verify.stderr + verify.stdout)
+    assert.match(verify.stdout, new RegExp(`^damaged: 1 damaged page:\n  damaged at page ${root}: its header names page 987654\n`))
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

@@ -1,5 +1,6 @@
-// Model-based randomized test: seeded random sequences of operations on the cache are
-// checked, one by one, against an in-memory model of the level-cache contract:
+// Model-based randomized test: sequences of operations drawn by fast-check (fc.gen(), one
+// seeded run per seed) are checked on the cache, one by one, against an in-memory model of
+// the level-cache contract:
 //
 // - full keys are namespace + U+241F + key, `withNamespace` nests with "/", keys are UTF-8
 //   (a lone surrogate reads back as U+FFFD), entries() yields byte order of the UTF-8 key;
@@ -14,24 +15,31 @@
 // outcome is certain; a few are 5-40 ms, and while one of those might have expired the
 // model accepts both outcomes (and then knows the entry may have been deleted lazily).
 //
-// Reproduce a failure with MODEL_SEED=<seed> (and MODEL_OPS=<n>); the seed is in the message.
+// Reproduce a failure with MODEL_SEED=<seed> (and MODEL_OPS=<n>): the seed is fast-check's,
+// and in the message.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { openLmdbCache } from '../index.js'
-import { prng as seededRandom } from './support/helpers.js'
+import fc from 'fast-check'
 
 const SEP = '\u241F'
 const SEEDS = process.env.MODEL_SEED ? [Number(process.env.MODEL_SEED)] : [1, 2, 3, 4]
 const OPS = Number(process.env.MODEL_OPS ?? 3000)
 
-/** The shared seeded generator, with the draws this test makes. */
-function prng(seed) {
-  const next = seededRandom(seed)
-  next.int = (n) => Math.floor(next() * n)
-  next.pick = (items) => items[Math.floor(next() * items.length)]
+/**
+ * The draws this test makes, taken from fast-check's generator `g` (fc.gen()): a run is
+ * reproduced from fast-check's seed, and a failing one is reported with it.
+ */
+function draws(g) {
+  // Unbiased: fast-check leans towards small values and edges by default, which would skew
+  // the mix of operations this test chooses by ranges of one draw.
+  const below = (n) => fc.noBias(fc.integer({ min: 0, max: n - 1 }))
+  const next = () => g(below, 2 ** 32) / 2 ** 32
+  next.int = (n) => (n <= 1 ? 0 : g(below, n))
+  next.pick = (items) => items[next.int(items.length)]
   next.chance = (p) => next() < p
   return next
 }
@@ -183,8 +191,7 @@ const expectedValue = (entry) => (entry.json === undefined ? undefined : JSON.pa
 // ---------------------------------------------------------------------------------------
 // The run
 
-async function run(seed, opCount) {
-  const random = prng(seed)
+async function run(random, seed, opCount) {
   const keys = keyPool(random)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmdb-cache-model-'))
   const durability = ['durable', 'nosync', 'strict', 'nosync'][seed % 4]
@@ -485,7 +492,14 @@ function isDeepStrictEqual(a, b) {
 for (const seed of SEEDS) {
   test(`random operations agree with the model of the contract (seed ${seed}, ${OPS} operations)`, { timeout: 120_000 }, async () => {
     const started = Date.now()
-    const counts = await run(seed, OPS)
+    let counts
+    // One run per seed; a failing run of thousands of operations is reported, not shrunk.
+    await fc.assert(
+      fc.asyncProperty(fc.gen(), async (g) => {
+        counts = await run(draws(g), seed, OPS)
+      }),
+      { seed, numRuns: 1, endOnFailure: true },
+    )
     console.log(`# seed ${seed}: ${Date.now() - started} ms, ${JSON.stringify(counts)}`)
   })
 }

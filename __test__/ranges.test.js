@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { openLmdbCache } from '../index.js'
-import { prng } from './support/helpers.js'
+import fc from 'fast-check'
 
 const utf8Compare = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))
 
@@ -28,46 +28,51 @@ async function withCache(fn) {
 }
 
 test('range options select exactly the keys within the bounds, in both directions, across pages', async () => {
+  const alphabet = ['a', 'b', 'c', 'é', '😀', '0', '9', ':']
+  const shortKey = fc.array(fc.constantFrom(...alphabet), { minLength: 1, maxLength: 6 }).map((chars) => chars.join(''))
+  const [shortKeys] = fc.sample(fc.uniqueArray(shortKey, { minLength: 400, maxLength: 400 }), { seed: 7, numRuns: 1 })
+  // Long keys sharing their first 480 bytes: a group stored in hash order.
+  const all = [...shortKeys, ...['1', '2', ''].map((tail) => 'L'.repeat(500) + tail)]
+  const sorted = [...all].sort(utf8Compare)
+  const inRange = (k, o) =>
+    (o.gt === undefined || utf8Compare(k, o.gt) > 0) &&
+    (o.gte === undefined || utf8Compare(k, o.gte) >= 0) &&
+    (o.lt === undefined || utf8Compare(k, o.lt) < 0) &&
+    (o.lte === undefined || utf8Compare(k, o.lte) <= 0)
+  // A bound: mostly a stored key, else a single character (between or around the keys).
+  const bound = fc.oneof({ weight: 7, arbitrary: fc.constantFrom(...sorted) }, { weight: 3, arbitrary: fc.constantFrom(...alphabet) })
+  const lower = fc.option(fc.record({ name: fc.constantFrom('gt', 'gte'), key: bound }), { freq: 2 })
+  const upper = fc.option(fc.record({ name: fc.constantFrom('lt', 'lte'), key: bound }), { freq: 2 })
+  const options = fc
+    .record({ lower, upper, reverse: fc.boolean(), limit: fc.option(fc.nat({ max: 149 }), { freq: 2 }) })
+    .map(({ lower, upper, reverse, limit }) => {
+      const opts = {}
+      if (lower !== null) opts[lower.name] = lower.key
+      if (upper !== null) opts[upper.name] = upper.key
+      if (reverse) opts.reverse = true
+      if (limit !== null) opts.limit = limit
+      return opts
+    })
   await withCache(async (root) => {
     const view = root.withNamespace('s')
-    const random = prng(7)
-    const alphabet = ['a', 'b', 'c', 'é', '😀', '0', '9', ':']
-    const keys = new Set()
-    while (keys.size < 400) {
-      const len = 1 + Math.floor(random() * 6)
-      let k = ''
-      for (let i = 0; i < len; i++) k += alphabet[Math.floor(random() * alphabet.length)]
-      keys.add(k)
-    }
-    for (const tail of ['1', '2', '']) keys.add('L'.repeat(500) + tail)
-    const all = [...keys]
     await view.batch(all.map((key) => ({ type: 'put', key, value: key.length })))
     await root.set('outside', 1) // another namespace must never leak in
     await root.withNamespace('t').set('a', 1)
-    const sorted = [...all].sort(utf8Compare)
-    const inRange = (k, o) =>
-      (o.gt === undefined || utf8Compare(k, o.gt) > 0) &&
-      (o.gte === undefined || utf8Compare(k, o.gte) >= 0) &&
-      (o.lt === undefined || utf8Compare(k, o.lt) < 0) &&
-      (o.lte === undefined || utf8Compare(k, o.lte) <= 0)
-    const pick = () => (random() < 0.7 ? sorted[Math.floor(random() * sorted.length)] : alphabet[Math.floor(random() * alphabet.length)])
-    for (let round = 0; round < 120; round++) {
-      const opts = {}
-      if (random() < 0.6) opts[random() < 0.5 ? 'gt' : 'gte'] = pick()
-      if (random() < 0.6) opts[random() < 0.5 ? 'lt' : 'lte'] = pick()
-      if (random() < 0.5) opts.reverse = true
-      if (random() < 0.3) opts.limit = Math.floor(random() * 150)
-      let expected = sorted.filter((k) => inRange(k, opts))
-      // Long keys sharing their first 480 bytes come as a group in hash order (README).
-      const group = (k) => (Buffer.byteLength(k) > 480 ? 'L' : k)
-      if (opts.reverse) expected.reverse()
-      if (opts.limit !== undefined) expected = expected.slice(0, opts.limit)
-      const got = (await collect(view.entries(opts))).map(([k]) => k)
-      assert.deepEqual(got.map(group), expected.map(group), JSON.stringify(opts))
-      assert.deepEqual(new Set(got), new Set(expected), JSON.stringify(opts))
-      const bounds = Object.fromEntries(['gt', 'gte', 'lt', 'lte'].filter((b) => opts[b] !== undefined).map((b) => [b, opts[b]]))
-      assert.equal(await view.count(bounds), sorted.filter((k) => inRange(k, bounds)).length, `count ${JSON.stringify(bounds)}`)
-    }
+    await fc.assert(
+      fc.asyncProperty(options, async (opts) => {
+        let expected = sorted.filter((k) => inRange(k, opts))
+        // Long keys sharing their first 480 bytes come as a group in hash order (README).
+        const group = (k) => (Buffer.byteLength(k) > 480 ? 'L' : k)
+        if (opts.reverse) expected.reverse()
+        if (opts.limit !== undefined) expected = expected.slice(0, opts.limit)
+        const got = (await collect(view.entries(opts))).map(([k]) => k)
+        assert.deepEqual(got.map(group), expected.map(group), JSON.stringify(opts))
+        assert.deepEqual(new Set(got), new Set(expected), JSON.stringify(opts))
+        const bounds = Object.fromEntries(['gt', 'gte', 'lt', 'lte'].filter((b) => opts[b] !== undefined).map((b) => [b, opts[b]]))
+        assert.equal(await view.count(bounds), sorted.filter((k) => inRange(k, bounds)).length, `count ${JSON.stringify(bounds)}`)
+      }),
+      { seed: 7, numRuns: 120 },
+    )
   })
 })
 

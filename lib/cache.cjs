@@ -6,7 +6,7 @@
 const { binding, L, textOf } = require('./native.cjs')
 const { createValueDecoders } = require('./codec.cjs')
 const { codedError, describe, checkOpen, checkKey, promised } = require('./errors.cjs')
-const { encodeValue, expiryFor, submit } = require('./write-queue.cjs')
+const { encodeValue, expiryFor, submit, handleOpened, closeHandle } = require('./write-queue.cjs')
 const { LOOKUP_FOUND, lookup, readValue } = require('./reads.cjs')
 const { EntriesIterator, countEntries } = require('./entries.cjs')
 const { deleteReporting, clearView, keysOf, getMany } = require('./cache-extras.cjs')
@@ -27,6 +27,7 @@ class HandleState {
     this.onIdle = null
     // Per store: the shapes of one directory mean nothing in another.
     this.decoders = createValueDecoders(L, textOf, (from) => JSON.parse(binding.shapesFrom(id, from)))
+    handleOpened()
   }
 
   writeSettled() {
@@ -43,7 +44,7 @@ class HandleState {
             this.onIdle = resolve
           })
         }
-        binding.close(this.id)
+        await closeHandle(this)
       })()
     }
     return this.closing

@@ -79,10 +79,18 @@ function setCompletionHandler(handler) {
 
 // `port` names this copy of the module's completion callback: a test runner that loads the
 // module again (a fresh registry per test file) gets a second port on the same thread.
-const { scratch, layout: L, hot, port: completionPort } = binding.init((tickets, values, failures) => onCompletion(tickets, values, failures))
+// Native code holds this callback only weakly (a discarded module copy must not be kept
+// alive by it): module.exports below holds it for as long as this copy lives.
+const completionCallback = (tickets, values, failures) => onCompletion(tickets, values, failures)
+const { scratch: threadScratch, layout: L, hot, port: completionPort } = binding.init(completionCallback)
 // Native code writes into this memory for the life of the thread: it must never be detached
 // (a transfer through postMessage or structuredClone copies it instead).
-require('node:worker_threads').markAsUntransferable(scratch.buffer)
+require('node:worker_threads').markAsUntransferable(threadScratch.buffer)
+// This copy's own view of the thread's scratch memory. The Buffer init() returns is shared by
+// every copy of the module on the thread, and msgpackr caches a DataView of its own realm on
+// a buffer it decodes (`buffer.dataView`): on the shared one, that would keep the first copy
+// (a test runner's discarded module registry) alive for the life of the thread.
+const scratch = Buffer.from(threadScratch.buffer, threadScratch.byteOffset, threadScratch.length)
 const ctl = new Float64Array(scratch.buffer, scratch.byteOffset, L.CTL_SLOTS)
 
 // Buffer.prototype.utf8Write/utf8Slice skip the argument normalisation of write/toString.
@@ -103,6 +111,7 @@ module.exports = {
   nativeBinaryError,
   binding,
   setCompletionHandler,
+  completionCallback,
   completionPort,
   scratch,
   L,

@@ -61,6 +61,14 @@ function expiryFor(ttlMs, now) {
 
 const pending = new Map() // ticket -> { resolve, reject, handle, counted }
 let nextTicket = 1
+// The kind of a pending close (not a request kind: a close is no write).
+const CLOSE = -1
+
+function takeTicket() {
+  const ticket = nextTicket
+  nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
+  return ticket
+}
 
 function onWritesDone(tickets, values, failures) {
   let failed = null
@@ -75,9 +83,23 @@ function onWritesDone(tickets, values, failures) {
     const error = failed === null ? undefined : failed.get(tickets[i])
     if (error === undefined) waiter.resolve(waiter.counted ? values[i] : undefined)
     else waiter.reject(error)
-    waiter.handle.writeSettled()
+    if (waiter.kind === CLOSE) openHandles--
+    else waiter.handle.writeSettled()
   }
   if (pending.size === 0) writerIdled()
+}
+
+// Caches of this module copy that are open or closing. While there are any, or writes are
+// pending, completions need this copy's port attached; after that it is detached, so that
+// nothing native keeps a discarded copy (a test runner's) alive or reports an open handle.
+let openHandles = 0
+
+/** A cache of this module copy opened: completions must reach it. */
+function handleOpened() {
+  if (openHandles++ === 0 && hot.attachPort() !== 1) {
+    openHandles--
+    throw codedError(Error, 'ERR_INTERNAL', 'the completion function of this thread could not be created')
+  }
 }
 setCompletionHandler(onWritesDone)
 
@@ -142,8 +164,7 @@ function submit(kind, view, ops, now, counted = false) {
   if (bytes > MAX_REQUEST_BYTES) {
     throw codedError(RangeError, 'ERR_INVALID_VALUE', `a write of ${bytes} bytes is larger than the ${MAX_REQUEST_BYTES} one request may hold`)
   }
-  const ticket = nextTicket
-  nextTicket = nextTicket >= 0x7fffffff ? 1 : nextTicket + 1
+  const ticket = takeTicket()
   const buf = reserveFlush(bytes)
   const start = flushLength
   buf.writeUInt32LE(handle.id, start + L.REQUEST_HANDLE_AT)
@@ -174,6 +195,34 @@ function submit(kind, view, ops, now, counted = false) {
   return settled
 }
 
+/**
+ * Closes the handle (its writes all settled): resolves at once when other handles on its
+ * directory remain in this process; after the last one, once the writer thread has committed
+ * what was queued and closed LMDB (it posts the completion; the JS thread never waits for
+ * another process's write transaction). Meanwhile the event loop is held, as for a write.
+ */
+function closeHandle(handle) {
+  const ticket = takeTicket()
+  const settled = new Promise((resolve, reject) => pending.set(ticket, { resolve, reject, handle, kind: CLOSE }))
+  const writerIdle = pending.size === 1
+  if (writerIdle) writerBusied()
+  let outcome // true: closed now; false: the writer thread completes the ticket; or an error
+  try {
+    outcome = binding.close(handle.id, ticket, completionPort)
+  } catch (error) {
+    outcome = error
+  }
+  if (outcome !== false) {
+    const waiter = pending.get(ticket)
+    pending.delete(ticket)
+    openHandles--
+    if (outcome === true) waiter.resolve()
+    else waiter.reject(outcome)
+    if (pending.size === 0) writerIdled()
+  }
+  return settled
+}
+
 // Writes pending when the process exits. The event loop is kept alive while writes are pending
 // (holdLoop), so the end of a script waits for them; process.exit() and an uncaught exception
 // do not wait for the loop. Then the 'exit' hook below hands what JS still holds to the
@@ -194,6 +243,7 @@ function writerBusied() {
 function writerIdled() {
   hot.releaseLoop()
   process.off('exit', commitBeforeExit)
+  if (openHandles === 0) hot.detachPort()
 }
 
 function commitBeforeExit() {
@@ -252,4 +302,4 @@ function writeOps(buf, off, view, ops) {
   return off
 }
 
-module.exports = { encodeValue, expiryFor, submit }
+module.exports = { encodeValue, expiryFor, submit, handleOpened, closeHandle }

@@ -36,7 +36,9 @@ mod handles;
 mod lookups;
 mod thread;
 
-use completions::{hold_loop_raw, release_loop_raw, CompletionPort};
+use completions::{
+    attach_port_raw, detach_port_raw, hold_loop_raw, release_loop_raw, CompletionPort,
+};
 use thread::{expire_raw, lookup_raw, settle, with_thread, Handle, ThreadState, THREAD};
 
 /// The JS error code carried by every error this module throws.
@@ -99,8 +101,10 @@ pub fn init<'env>(
         ("noop", noop_raw),
         ("holdLoop", hold_loop_raw),
         ("releaseLoop", release_loop_raw),
+        ("attachPort", attach_port_raw),
+        ("detachPort", detach_port_raw),
     ] {
-        // The loop functions act on this init()'s port, passed as the function's data.
+        // The loop and port functions act on this init()'s port, passed as the function's data.
         hot.set_named_property(name, raw_function(raw_env, name, cb, port_number)?)?;
     }
     let mut layout = Object::new(env)?;
@@ -273,14 +277,24 @@ pub fn drain_sync(timeout_ms: f64) -> bool {
     registry::drain_all(timeout)
 }
 
-/// Closes a handle; the last handle on a directory in this process closes LMDB after the
-/// queued writes. Closing a closed handle does nothing.
+/// Closes a handle without waiting. Returns true when that is all (other handles on the
+/// directory remain, or the handle was closed already); false when it was the last handle in
+/// this process: the writer thread closes LMDB after the queued writes, then `ticket` completes
+/// through completion `port` (so the JS thread never waits for another process's write
+/// transaction to end).
 #[napi]
-pub fn close(handle: u32) {
-    let taken = THREAD.with(|cell| cell.borrow_mut().as_mut()?.handles.remove(handle));
-    if let Some(h) = taken {
-        registry::release(h.shared);
-    }
+pub fn close(env: Env, handle: u32, ticket: u32, port: u32) -> Option<bool> {
+    let closed = with_thread(|t| {
+        let sink: Arc<dyn CompletionSink> = t.port(port as usize)?.clone();
+        let Some(h) = t.handles.remove(handle) else {
+            return Ok(true);
+        };
+        Ok(!registry::release_then_reply(
+            h.shared,
+            Reply { sink, ticket },
+        ))
+    });
+    or_throw(&env, closed)
 }
 
 /// Same as the raw `lookup`, for keys too long for the scratch buffer.
@@ -663,5 +677,35 @@ pub fn verify_walk(
             totals_checked: r.totals_checked,
         }
     });
+    or_throw(&env, report)
+}
+
+#[napi(object)]
+pub struct NativePageReport {
+    pub pages: f64,
+    /// `[page number, what is wrong]` pairs, at most 100.
+    pub damaged: Vec<(f64, String)>,
+    pub damaged_count: f64,
+}
+
+/// `lmdb-cache verify`'s page walk (see `page_walk::walk`), for its child process only: every
+/// B-tree page of `data.mdb` read with file reads, never through LMDB's map.
+#[napi]
+pub fn verify_pages(env: Env, path: String) -> Option<NativePageReport> {
+    let dir = std::path::Path::new(&path);
+    let report = crate::page_walk::walk(dir)
+        .map(|r| NativePageReport {
+            pages: r.pages as f64,
+            damaged: r
+                .damaged
+                .into_iter()
+                .map(|(page, detail)| (page as f64, detail))
+                .collect(),
+            damaged_count: r.damaged_count as f64,
+        })
+        .map_err(|detail| CacheError::InvalidDatabase {
+            path: dir.to_path_buf(),
+            detail,
+        });
     or_throw(&env, report)
 }

@@ -42,6 +42,8 @@ pub enum CacheError {
     DestinationExists { path: PathBuf },
     /// Another copy of this addon in the process has the directory's environment open.
     OpenInAnotherCopy { path: PathBuf },
+    /// `lock.mdb` was deleted or replaced while this process had the environment open.
+    LockFileReplaced { path: PathBuf },
 }
 
 impl CacheError {
@@ -64,6 +66,7 @@ impl CacheError {
             CacheError::TooManyHandles { .. } => "ERR_TOO_MANY_HANDLES",
             CacheError::DestinationExists { .. } => "ERR_DESTINATION_EXISTS",
             CacheError::OpenInAnotherCopy { .. } => "ERR_OPEN_IN_ANOTHER_COPY",
+            CacheError::LockFileReplaced { .. } => "ERR_LOCK_FILE_REPLACED",
         }
     }
 
@@ -171,6 +174,13 @@ impl fmt::Display for CacheError {
                  LMDB allows one environment per file per process (closing either would drop \
                  the other's file locks): load one copy of the package (deduplicate \
                  node_modules)",
+                path.display()
+            ),
+            CacheError::LockFileReplaced { path } => write!(
+                f,
+                "lock.mdb in {} was deleted or replaced while this process had the cache open \
+                 (never do that: processes then no longer exclude each other's writes); close \
+                 every handle in every process, then run lmdb-cache verify on the directory",
                 path.display()
             ),
         }

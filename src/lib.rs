@@ -17,6 +17,7 @@ mod eviction;
 mod keys;
 mod lease;
 mod meta_check;
+mod page_walk;
 mod protocol;
 mod record;
 mod registry;

@@ -24,25 +24,25 @@ use crate::error::{CacheError, CacheResult};
 
 const MAGIC: u32 = 0xBEEF_C0DE;
 const DATA_VERSION: u32 = 1;
-const PAGE_HEADER: usize = 16;
+pub(crate) const PAGE_HEADER: usize = 16;
 const META_LEN: usize = 136;
-const P_BRANCH: u16 = 0x01;
-const P_LEAF: u16 = 0x02;
-const P_OVERFLOW: u16 = 0x04;
+pub(crate) const P_BRANCH: u16 = 0x01;
+pub(crate) const P_LEAF: u16 = 0x02;
+pub(crate) const P_OVERFLOW: u16 = 0x04;
 const P_META: u16 = 0x08;
-const F_BIGDATA: u16 = 0x01;
-const NO_PAGE: u64 = u64::MAX;
+pub(crate) const F_BIGDATA: u16 = 0x01;
+pub(crate) const NO_PAGE: u64 = u64::MAX;
 /// Deepest B-tree accepted (LMDB's own cursor stack holds 32 levels).
-const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// The fields of one meta page this check uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Meta {
-    page_size: u64,
-    free_root: u64,
-    main_root: u64,
-    last_page: u64,
-    txn_id: u64,
+pub(crate) struct Meta {
+    pub(crate) page_size: u64,
+    pub(crate) free_root: u64,
+    pub(crate) main_root: u64,
+    pub(crate) last_page: u64,
+    pub(crate) txn_id: u64,
 }
 
 /// Checks `dir/data.mdb` if it exists and is not empty (LMDB creates it otherwise).
@@ -174,7 +174,7 @@ fn check_file(file: &File) -> Result<(), Damage> {
 }
 
 /// Reads both meta pages; returns them and the newest (the one LMDB opens).
-fn read_metas(file: &File) -> Result<([Meta; 2], Meta), String> {
+pub(crate) fn read_metas(file: &File) -> Result<([Meta; 2], Meta), String> {
     let first = read_meta(file, 0)?;
     let second = read_meta(file, first.page_size)?;
     let newest = if second.txn_id > first.txn_id {
@@ -315,7 +315,7 @@ impl FreeWalk<'_> {
     }
 }
 
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
@@ -338,15 +338,15 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
+pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes(b[at..at + 2].try_into().expect("2 bytes"))
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 

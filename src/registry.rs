@@ -1,5 +1,12 @@
 //! The process-wide registry: one [`SharedStore`] per canonical directory, shared by every
 //! handle and every worker thread, reference counted by open handles.
+//!
+//! The last handle's release closes the store without waiting for it: the write queue is
+//! closed, and the writer thread, once it has committed what was queued, closes the
+//! environment, removes the store from the registry and posts the close's completion (the
+//! JS thread never waits for another process's write transaction). Until then the store
+//! stays listed as closing: an open of the same directory waits for the close to finish
+//! (LMDB allows one environment per file per process), and the exit drain covers it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -7,18 +14,21 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CacheError, CacheResult};
 use crate::eviction::BoundSetting;
 use crate::store::{Store, StoreOptions};
-use crate::writer::{spawn_writer, Durability, WriteKind, WriteQueue, WriteRequest};
+use crate::writer::{
+    spawn_writer, Completion, Durability, Reply, WriteKind, WriteQueue, WriteRequest,
+};
 
 /// A store, its write queue and the writer thread that drains it.
 pub struct SharedStore {
     pub store: Arc<Store>,
     queue: Arc<WriteQueue>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Detached when the store closes: the writer thread ends by itself after closing it.
+    _writer: JoinHandle<()>,
 }
 
 impl SharedStore {
@@ -71,20 +81,61 @@ impl SharedStore {
     pub fn enqueue_many(&self, requests: Vec<WriteRequest>) -> Result<(), Vec<WriteRequest>> {
         self.queue.push_many(requests)
     }
+}
 
-    /// Drains the queue, stops the writer and closes the environment.
-    fn shut_down(self: Arc<Self>) {
-        self.queue.close();
-        if let Some(writer) = self.writer.lock().take() {
-            let _ = writer.join();
+/// The close of one store: begun by the last release, finished by its writer thread.
+#[derive(Default)]
+struct Closing {
+    state: Mutex<ClosingState>,
+    finished: Condvar,
+}
+
+#[derive(Default)]
+struct ClosingState {
+    begun: bool,
+    done: bool,
+    /// Completions to post once the environment is closed (the JS close() promises).
+    replies: Vec<Reply>,
+}
+
+impl Closing {
+    fn wait(&self) {
+        let mut state = self.state.lock();
+        while !state.done {
+            self.finished.wait(&mut state);
         }
-        // Close LMDB now when nobody else holds the store, so the path can be reopened at
-        // once; otherwise the last holder's drop closes it.
-        if let Ok(shared) = Arc::try_unwrap(self) {
+    }
+}
+
+/// Runs on the writer thread once it has drained its queue: takes the store off the registry,
+/// closes the environment if nobody else holds it (otherwise the last holder's drop does),
+/// then wakes whoever waits and posts the close's completions.
+fn finish_close(closing: &Arc<Closing>) {
+    let shared = {
+        let mut registry = REGISTRY.lock();
+        registry
+            .iter()
+            .position(|e| Arc::ptr_eq(&e.closing, closing))
+            .map(|i| registry.swap_remove(i).shared)
+    };
+    if let Some(shared) = shared {
+        if let Ok(shared) = Arc::try_unwrap(shared) {
             if let Ok(store) = Arc::try_unwrap(shared.store) {
                 store.close();
             }
         }
+    }
+    let replies = {
+        let mut state = closing.state.lock();
+        state.done = true;
+        std::mem::take(&mut state.replies)
+    };
+    closing.finished.notify_all();
+    for reply in replies {
+        reply.sink.complete(vec![Completion {
+            ticket: reply.ticket,
+            result: Ok(0.0),
+        }]);
     }
 }
 
@@ -92,6 +143,7 @@ struct Entry {
     id: DirId,
     shared: Arc<SharedStore>,
     handles: usize,
+    closing: Arc<Closing>,
 }
 
 /// What makes two opens the same environment. LMDB's rule is one environment per file per
@@ -164,54 +216,97 @@ fn holds_posix_lock(locks: &str, pid: u32, ino: u64) -> bool {
 
 static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-/// Opens (or joins) the store at `path`, creating the directory if needed.
+/// Opens (or joins) the store at `path`, creating the directory if needed. If the store there
+/// is still closing (its last handle released, its writer finishing), waits for that first.
 pub fn acquire(path: &Path, opts: &StoreOptions) -> CacheResult<Arc<SharedStore>> {
     let canonical = prepare_directory(path)?;
     let id = dir_id(&canonical)?;
-    let mut registry = REGISTRY.lock();
-    if let Some(entry) = registry.iter_mut().find(|e| e.id == id) {
+    loop {
+        let mut registry = REGISTRY.lock();
+        let Some(entry) = registry.iter_mut().find(|e| e.id == id) else {
+            return open_new(registry, id, &canonical, opts);
+        };
+        if entry.closing.state.lock().begun {
+            let closing = Arc::clone(&entry.closing);
+            drop(registry);
+            closing.wait();
+            continue;
+        }
         entry.handles += 1;
         entry.shared.store.raise_max_map_size(opts.max_map_size);
         return Ok(Arc::clone(&entry.shared));
     }
-    if locked_by_another_copy(&canonical) {
-        return Err(CacheError::OpenInAnotherCopy { path: canonical });
+}
+
+fn open_new(
+    mut registry: parking_lot::MutexGuard<'_, Vec<Entry>>,
+    id: DirId,
+    canonical: &Path,
+    opts: &StoreOptions,
+) -> CacheResult<Arc<SharedStore>> {
+    if locked_by_another_copy(canonical) {
+        return Err(CacheError::OpenInAnotherCopy {
+            path: canonical.to_path_buf(),
+        });
     }
-    let store = Arc::new(Store::open(&canonical, opts)?);
+    let store = Arc::new(Store::open(canonical, opts)?);
     let queue = Arc::new(WriteQueue::default());
-    let writer = spawn_writer(Arc::clone(&store), Arc::clone(&queue))
-        .map_err(|e| CacheError::from_io(e, &canonical))?;
+    let closing = Arc::new(Closing::default());
+    let on_exit = {
+        let closing = Arc::clone(&closing);
+        move || finish_close(&closing)
+    };
+    let writer = spawn_writer(Arc::clone(&store), Arc::clone(&queue), on_exit)
+        .map_err(|e| CacheError::from_io(e, canonical))?;
     let shared = Arc::new(SharedStore {
         store,
         queue,
-        writer: Mutex::new(Some(writer)),
+        _writer: writer,
     });
     registry.push(Entry {
         id,
         shared: Arc::clone(&shared),
         handles: 1,
+        closing,
     });
     Ok(shared)
 }
 
-/// Gives back one handle; the last one shuts the store down (after its queued writes).
-pub fn release(shared: Arc<SharedStore>) {
+/// Gives back one handle. The last one begins the store's close (after its queued writes):
+/// returns the close, or `None` when other handles remain.
+fn begin_release(shared: Arc<SharedStore>, reply: Option<Reply>) -> Option<Arc<Closing>> {
     let mut registry = REGISTRY.lock();
-    let Some(index) = registry
-        .iter()
-        .position(|e| Arc::ptr_eq(&e.shared, &shared))
-    else {
-        return;
-    };
-    registry[index].handles -= 1;
-    if registry[index].handles > 0 {
-        return;
+    let entry = registry
+        .iter_mut()
+        .find(|e| Arc::ptr_eq(&e.shared, &shared))?;
+    entry.handles -= 1;
+    if entry.handles > 0 {
+        return None;
     }
-    let entry = registry.swap_remove(index);
-    drop(shared);
-    // Shut down while holding the registry lock: a concurrent open of the same path waits and
-    // then opens a fresh environment instead of joining a closing one.
-    entry.shared.shut_down();
+    let closing = Arc::clone(&entry.closing);
+    {
+        let mut state = closing.state.lock();
+        state.begun = true;
+        state.replies.extend(reply);
+    }
+    // Under the registry lock: an open of the same directory from now on waits for the close.
+    entry.shared.queue.close();
+    Some(closing)
+}
+
+/// Gives back one handle; the last one closes the store (after its queued writes) and waits
+/// until it is closed. For a thread going away and for tests.
+pub fn release(shared: Arc<SharedStore>) {
+    if let Some(closing) = begin_release(shared, None) {
+        closing.wait();
+    }
+}
+
+/// Gives back one handle without waiting: true when it was the last one, and `reply` will
+/// complete (with 0) from the writer thread once the environment is closed; false when other
+/// handles remain (the reply is dropped: nothing to wait for).
+pub fn release_then_reply(shared: Arc<SharedStore>, reply: Reply) -> bool {
+    begin_release(shared, Some(reply)).is_some()
 }
 
 /// Waits until the writer of every store open in this process has committed everything
@@ -228,7 +323,7 @@ pub fn drain_all(timeout: Duration) -> bool {
     stores.iter().all(|s| s.queue.wait_idle(deadline))
 }
 
-/// Number of stores open in this process (for tests and stats).
+/// Number of stores open in this process, closing ones included (for tests and stats).
 pub fn open_store_count() -> usize {
     REGISTRY.lock().len()
 }

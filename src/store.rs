@@ -24,10 +24,12 @@ use crate::keys::StoredKey;
 use crate::record::Record;
 
 mod format;
+mod lock_file;
 mod lookups;
 mod scan;
 
 use format::{ensure_room_for_lock_file, open_databases, open_env_retrying};
+use lock_file::LockFileId;
 
 /// Map sizes are kept multiples of this, which is a multiple of every OS page size in use.
 const MAP_GRANULE: u64 = 1 << 20;
@@ -70,6 +72,8 @@ pub struct Store {
     /// LMDB's page size for this file.
     page_size: u64,
     path: PathBuf,
+    /// The lock file LMDB opened; scans, stats and writes refuse to go on without it.
+    lock_file: LockFileId,
 }
 
 /// Whether an entries page ended the scan.
@@ -142,6 +146,7 @@ impl Store {
             max_map_size: AtomicU64::new(round_map_size(opts.max_map_size)),
             page_size,
             path: path.to_path_buf(),
+            lock_file: LockFileId::of(path),
         })
     }
 
@@ -279,6 +284,7 @@ impl Store {
         &self,
         cap: Option<u64>,
     ) -> CacheResult<(parking_lot::RwLockReadGuard<'_, ()>, heed::RwTxn<'_>)> {
+        self.check_lock_file()?;
         loop {
             let guard = self.map_lock.read();
             match self.env.write_txn() {
@@ -408,9 +414,26 @@ impl Store {
         copied
     }
 
+    /// Fails with ERR_LOCK_FILE_REPLACED when `lock.mdb` is not the file LMDB opened.
+    pub(crate) fn check_lock_file(&self) -> CacheResult<()> {
+        self.lock_file.check(&self.path)
+    }
+
+    /// ERR_INVALID_DATABASE for a B-tree found damaged while reading it.
+    pub(crate) fn damaged(&self, what: &str) -> CacheError {
+        CacheError::InvalidDatabase {
+            path: self.path.clone(),
+            detail: format!(
+                "{what}: the file is damaged, or lock.mdb was deleted while a process had the \
+                 cache open (run lmdb-cache verify)"
+            ),
+        }
+    }
+
     /// Size and usage figures, all from one read transaction (the meta pages read inside it,
     /// under the `map_lock` it holds), so that the counts agree with each other.
     pub fn stats(&self) -> CacheResult<StoreStats> {
+        self.check_lock_file()?;
         let heed_err = |e| self.heed_error(e);
         let (info, page_size, entries, expired, held_pages, bounds, (totals, counters)) = self
             .read(|txn| {
@@ -422,9 +445,14 @@ impl Store {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or(0);
-                // Expired entries are exactly the expiry index rows at or before now.
+                // Expired entries are exactly the expiry index rows at or before now. A damaged
+                // tree can make the walk cycle: it may not visit more rows than the index counts.
+                let rows = self.expiries.len(txn).map_err(heed_err)?;
                 let mut expired = 0u64;
-                for item in self.expiries.iter(txn).map_err(heed_err)? {
+                for (visited, item) in self.expiries.iter(txn).map_err(heed_err)?.enumerate() {
+                    if visited as u64 >= rows {
+                        return Err(self.damaged("the expiry index holds more rows than it counts"));
+                    }
                     let (key, _) = item.map_err(heed_err)?;
                     match key
                         .get(..8)

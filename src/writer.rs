@@ -133,7 +133,14 @@ impl WriteRequest {
     }
 }
 
-pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Result<JoinHandle<()>> {
+/// Starts the writer thread of `store`: it commits what `queue` holds until the queue is
+/// closed and drained, then syncs, lets go of the store and runs `on_exit` (which closes the
+/// environment and settles the close: see `registry`).
+pub fn spawn_writer(
+    store: Arc<Store>,
+    queue: Arc<WriteQueue>,
+    on_exit: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("lmdb-cache-writer".into())
         .spawn(move || {
@@ -183,6 +190,9 @@ pub fn spawn_writer(store: Arc<Store>, queue: Arc<WriteQueue>) -> std::io::Resul
                 // loses nothing that is not already on its way to disk.
                 let _ = writer.store.force_sync();
             }
+            // The store's last users may now close it.
+            drop(writer);
+            on_exit();
         })
 }
 

@@ -34,6 +34,7 @@ function writeTo(stream, text) {
 
 /** Writes the live entries of the cache in `dir` (of `namespaces`, or all) to `out`; the count. */
 async function dumpEntries(dir, namespaces, out) {
+  // Loaded here, not at the top: the tool's --help works without the native binary.
   const { getEntry } = lmdbCache()
   let count = 0
   await withCache(

@@ -93,8 +93,9 @@ HELP.verify = `Usage: ${PROGRAM} verify <dir> [--json]
 Reads every page and record of the cache in <dir> without writing anything (LMDB opened
 read-only), in a child process: damage that would crash a process reading the cache (a
 truncated file, garbage over pages) is reported instead. Prints OK with the counts and exits 0,
-or 'damaged: ...' naming what is wrong (the meta pages, the signal the walk died of and the
-last key it got past, or the keys of records that cannot be decoded) and exits 1.
+or 'damaged: ...' naming what is wrong (the meta pages, damaged pages by number, the keys of
+records that cannot be decoded, or the signal the walk died of and the last key it got past)
+and exits 1.
 
 Options:
   --json       print the result as JSON

@@ -12,6 +12,7 @@ const { lmdbCache, withCache } = require('./dirs.cjs')
  * removes what killed compactions left behind.
  */
 async function cacheFigures(dir) {
+  // Loaded here, not at the top: the tool's --help works without the native binary.
   const { cacheStats } = lmdbCache()
   return withCache(
     dir,

@@ -13,7 +13,7 @@ const NOT_DAMAGE = ['ERR_PERMISSION_DENIED', 'ERR_NOT_A_DIRECTORY', 'ERR_NATIVE_
 
 const int = (n) => Math.round(n).toLocaleString('en-US')
 
-/** Runs the walk in a child process; resolves { code, signal, result, lastProgress, errors }. */
+/** Runs the walks in a child process; resolves { code, signal, result, lastProgress, damagedPages, errors }. */
 function runVerifyChild(dir) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [VERIFY_CHILD, dir], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -24,17 +24,20 @@ function runVerifyChild(dir) {
     child.on('error', reject)
     child.on('close', (code, signal) => {
       let lastProgress = null
+      const damagedPages = []
       const errors = []
       for (const line of stderr.split('\n')) {
         const m = /^progress\t(\d+)\t(.*)$/.exec(line)
+        const p = /^page\t(\d+)\t(.*)$/.exec(line)
         if (m) lastProgress = { records: Number(m[1]), key: JSON.parse(m[2]) }
+        else if (p) damagedPages.push({ page: Number(p[1]), detail: JSON.parse(p[2]) })
         else if (line.trim() !== '') errors.push(line)
       }
       let result = null
       try {
         result = JSON.parse(stdout.trim().split('\n').pop())
       } catch {}
-      resolve({ code, signal, result, lastProgress, errors })
+      resolve({ code, signal, result, lastProgress, damagedPages, errors })
     })
   })
 }
@@ -44,7 +47,22 @@ function runVerifyChild(dir) {
  * throws a CommandError when the directory cannot be read at all.
  */
 async function verifyCache(dir) {
-  const { code, signal, result, lastProgress, errors } = await runVerifyChild(dir)
+  const { code, signal, result, lastProgress, damagedPages, errors } = await runVerifyChild(dir)
+  const outcome = recordOutcome(code, signal, result, lastProgress, errors)
+  if (damagedPages.length === 0) return outcome
+  const total = result?.pages?.damagedCount ?? damagedPages.length
+  const pageLines = [
+    `damaged: ${int(total)} damaged page${total === 1 ? '' : 's'}${total > damagedPages.length ? ` (the first ${damagedPages.length} listed)` : ''}:`,
+    ...damagedPages.map(({ page, detail }) => `  damaged at page ${page}: ${detail}`),
+  ]
+  // An open-time finding (a truncated file, damaged meta pages) says it best: it goes first.
+  const openRefused = result !== null && !result.ok
+  const text = outcome.ok ? pageLines.join('\n') : openRefused ? `${outcome.text}\n${pageLines.join('\n')}` : `${pageLines.join('\n')}\n${outcome.text}`
+  return { ...outcome, ok: false, damagedPages, text }
+}
+
+/** The outcome of the record walk (through LMDB): OK, undecodable records, or its death. */
+function recordOutcome(code, signal, result, lastProgress, errors) {
   if (result?.ok) {
     const { entries, expiryRows, undecodable, undecodableCount, totalsChecked } = result.report
     if (undecodableCount === 0) {

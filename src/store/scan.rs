@@ -181,13 +181,19 @@ impl Store {
             reverse,
             resume_long: resume_long.map(|full| (full, keys::long_group_start(full))),
         };
+        // Through a lock file nobody else uses, pages may be reused under the scan.
+        self.check_lock_file()?;
+        let floor = match &from {
+            Bound::Excluded(k) => Some(&k[..]),
+            _ => None,
+        };
         self.read(|txn| {
             let heed_err = |e| self.heed_error(e);
             if reverse {
                 let bounds = (Bound::Unbounded, as_slice_bound(&from));
                 let iter = self.entries.rev_range(txn, &bounds).map_err(heed_err)?;
                 page.fill(
-                    iter.map(|i| i.map_err(heed_err)),
+                    InOrder::new(self, iter.map(|i| i.map_err(heed_err)), floor, true),
                     |stored, full| range.reverse_done(stored, full),
                     &spec,
                 )
@@ -195,12 +201,52 @@ impl Store {
                 let bounds = (as_slice_bound(&from), Bound::Unbounded);
                 let iter = self.entries.range(txn, &bounds).map_err(heed_err)?;
                 page.fill(
-                    iter.map(|i| i.map_err(heed_err)),
+                    InOrder::new(self, iter.map(|i| i.map_err(heed_err)), floor, false),
                     |stored, full| range.forward_done(stored, full),
                     &spec,
                 )
             }
         })
+    }
+}
+
+/// Passes on stored keys only while they move in the scan's direction, past the cursor: on a
+/// damaged tree (or one written through a replaced lock file) LMDB's cursor can go back or
+/// cycle, and a scan resumed page after page would then never end. ERR_INVALID_DATABASE then.
+struct InOrder<'s, 't, I> {
+    store: &'s Store,
+    iter: I,
+    last: Option<&'t [u8]>,
+    reverse: bool,
+}
+
+impl<'s, 't, I> InOrder<'s, 't, I> {
+    fn new(store: &'s Store, iter: I, floor: Option<&'t [u8]>, reverse: bool) -> Self {
+        InOrder {
+            store,
+            iter,
+            last: floor,
+            reverse,
+        }
+    }
+}
+
+impl<'t, I: Iterator<Item = CacheResult<(&'t [u8], &'t [u8])>>> Iterator for InOrder<'_, 't, I> {
+    type Item = CacheResult<(&'t [u8], &'t [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.iter.next()?;
+        Some(item.and_then(|(stored, bytes)| {
+            let reverse = self.reverse;
+            if self
+                .last
+                .is_some_and(|p| if reverse { stored >= p } else { stored <= p })
+            {
+                return Err(self.store.damaged("a scan met stored keys out of order"));
+            }
+            self.last = Some(stored);
+            Ok((stored, bytes))
+        }))
     }
 }
 
@@ -491,6 +537,38 @@ struct ScanSpec<'a> {
 mod tests {
     use super::*;
     use crate::store::test_support::{fresh_store, put_records, TestRecord};
+
+    /// What a damaged tree's cursor can do: go back, repeat a key, or start before the cursor.
+    #[test]
+    fn a_scan_that_meets_keys_out_of_order_fails_instead_of_going_on() {
+        let (dir, store) = fresh_store("order");
+        let run = |keys: &[&'static [u8]], floor: Option<&'static [u8]>, reverse: bool| {
+            let items = keys.iter().map(|k| Ok((*k, &b""[..])));
+            InOrder::new(&store, items, floor, reverse)
+                .map(|i| i.map(|(k, _)| k.to_vec()))
+                .collect::<CacheResult<Vec<_>>>()
+        };
+        assert_eq!(run(&[b"a", b"b", b"c"], None, false).unwrap().len(), 3);
+        assert_eq!(run(&[b"c", b"b", b"a"], Some(b"d"), true).unwrap().len(), 3);
+        for (keys, floor, reverse) in [
+            (&[&b"a"[..], b"c", b"b"][..], None, false),
+            (&[&b"a"[..], b"a"][..], None, false),
+            (&[&b"b"[..]][..], Some(&b"b"[..]), false),
+            (&[&b"a"[..]][..], Some(&b"b"[..]), false),
+            (&[&b"c"[..]][..], Some(&b"b"[..]), true),
+            (&[&b"b"[..], b"c"][..], None, true),
+        ] {
+            let err = run(keys, floor, reverse).unwrap_err();
+            assert_eq!(
+                err.code(),
+                "ERR_INVALID_DATABASE",
+                "{keys:?} after {floor:?}"
+            );
+            assert!(err.to_string().contains("out of order"));
+        }
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn long_keys_sharing_their_first_480_bytes_scan_in_byte_order_and_pages_resume_exactly() {
