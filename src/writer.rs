@@ -579,7 +579,7 @@ impl Writer {
             if Some(old) != expiry {
                 self.store
                     .expiries
-                    .delete(txn, &expiry_index_key(old, &stored))
+                    .delete(txn, &expiry_index_key(old, stored.as_bytes()))
                     .map_err(|e| self.classify(e))?;
             }
         }
@@ -606,7 +606,7 @@ impl Writer {
         if let Some(x) = expiry {
             self.store
                 .expiries
-                .put(txn, &expiry_index_key(x, &stored), &[])
+                .put(txn, &expiry_index_key(x, stored.as_bytes()), &[])
                 .map_err(|e| self.classify(e))?;
         }
         Ok(())
@@ -695,18 +695,32 @@ impl Writer {
             };
             (expiry, bytes.len())
         };
+        self.remove_entry(txn, stored.as_bytes(), len, expiry)?;
+        Ok(true)
+    }
+
+    /// Removes the entry stored under `stored` (its record `record_len` bytes long) with its
+    /// expiry index row, and counts it out of a bounded directory's totals: every delete of
+    /// the writer (del, counted delete, sweep, clear) goes through here.
+    pub(super) fn remove_entry(
+        &self,
+        txn: &mut RwTxn<'_>,
+        stored: &[u8],
+        record_len: usize,
+        expiry: Option<u64>,
+    ) -> Result<(), Failure> {
         self.store
             .entries
-            .delete(txn, stored.as_bytes())
+            .delete(txn, stored)
             .map_err(|e| self.classify(e))?;
-        self.evictor.removed(stored.as_bytes().len(), len);
+        self.evictor.removed(stored.len(), record_len);
         if let Some(x) = expiry {
             self.store
                 .expiries
-                .delete(txn, &expiry_index_key(x, &stored))
+                .delete(txn, &expiry_index_key(x, stored))
                 .map_err(|e| self.classify(e))?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Deletes the entries expired at `now`, walking the expiry index from its start, until
@@ -772,27 +786,29 @@ impl Writer {
                         .then_some(bytes.len()),
                     None => None,
                 };
-                if let Some(len) = matches {
-                    self.store
-                        .entries
-                        .delete(txn, stored)
-                        .map_err(|e| self.classify(e))?;
-                    self.evictor.removed(stored.len(), len);
-                    deleted += 1;
+                match matches {
+                    // Its expiry index row is `index_key`: removed with it.
+                    Some(len) => {
+                        self.remove_entry(txn, stored, len, Some(expiry))?;
+                        deleted += 1;
+                    }
+                    None => {
+                        self.store
+                            .expiries
+                            .delete(txn, &index_key)
+                            .map_err(|e| self.classify(e))?;
+                    }
                 }
-                self.store
-                    .expiries
-                    .delete(txn, &index_key)
-                    .map_err(|e| self.classify(e))?;
             }
         }
     }
 }
 
-fn expiry_index_key(expiry: u64, stored: &StoredKey) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + stored.as_bytes().len());
+/// The expiry index row of the entry stored under `stored`: expiry (u64 BE) ++ stored key.
+fn expiry_index_key(expiry: u64, stored: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + stored.len());
     k.extend_from_slice(&expiry.to_be_bytes());
-    k.extend_from_slice(stored.as_bytes());
+    k.extend_from_slice(stored);
     k
 }
 

@@ -175,21 +175,7 @@ impl Writer {
         }
         let count = doomed.len();
         for (stored, expiry, record_len) in doomed {
-            self.store
-                .entries
-                .delete(txn, &stored)
-                .map_err(|e| self.classify(e))?;
-            // A bounded directory's running totals (see `eviction`).
-            self.evictor.removed(stored.len(), record_len);
-            if let Some(x) = expiry {
-                // The expiry index row's layout (see `expiry_index_key`).
-                let mut row = x.to_be_bytes().to_vec();
-                row.extend_from_slice(&stored);
-                self.store
-                    .expiries
-                    .delete(txn, &row)
-                    .map_err(|e| self.classify(e))?;
-            }
+            self.remove_entry(txn, &stored, record_len, expiry)?;
         }
         Ok(count as f64)
     }
