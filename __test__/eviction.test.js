@@ -9,6 +9,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { cacheStats, inspectLmdbCache, openLmdbCache } from '../index.js'
+import { prng } from './support/helpers.js'
 
 const WRITER = fileURLToPath(new URL('./fixtures/eviction-writer.mjs', import.meta.url))
 const CLI = fileURLToPath(new URL('../bin/lmdb-cache.js', import.meta.url))
@@ -161,18 +162,6 @@ test('4 processes each writing 20 MB into a 16 MiB maxBytes: the data stays with
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** `n` requests over `keys` keys, Zipf(s) by rank; ranks are mapped to keys in a shuffled order. */
 function zipfTrace(n, keys, s, seed) {

@@ -59,11 +59,13 @@ impl DiskReserve {
     /// Makes sure the reserve exists, writing it if it does not (at most once per
     /// [`RETRY_AFTER`] after a failure). True if it is in place afterwards.
     pub fn ensure(&mut self) -> bool {
-        if self.is_present() {
-            return true;
-        }
+        // Checked first: the writer calls this after every commit while the reserve is
+        // missing, and inside the quiet time that costs no system call.
         if self.quiet_until.is_some_and(|t| Instant::now() < t) {
             return false;
+        }
+        if self.is_present() {
+            return true;
         }
         match self.write() {
             Ok(()) => {

@@ -194,19 +194,7 @@ unsafe extern "C" fn deliver_to_js(
 }
 
 fn set_loop_hold(env: sys::napi_env, info: sys::napi_callback_info, hold: bool) {
-    let mut data: *mut c_void = ptr::null_mut();
-    // SAFETY: reads the callback data of the current call; no arguments are requested.
-    unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            &mut data,
-        )
-    };
-    let port_number = data as usize;
+    let port_number = port_of(env, info);
     let _ = catch_unwind(|| {
         let _ = with_thread(|t| {
             let port = t.port(port_number)?;
