@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { Level } from 'level'
 import { openLevelBackedCache } from '../benchmark/backends/level-cache.js'
 import { cacheStats, getEntry, migrateFromLevel, openLmdbCache, putEntries } from '../index.js'
-import { SEP, cli, fingerprint, tempDir } from './support/cli-helpers.js'
+import { CACHE_DIR_FILES, SEP, cli, fingerprint, tempDir } from './support/cli-helpers.js'
 
 const COUNT = 50_000
 const NAMESPACES = ['', 'users', 'users/sessions', 'ñs😀']
@@ -181,7 +181,7 @@ test('migrates 50k entries: every live entry with the same value and expiry; the
 
   await assertHolds(dest, expected)
   assert.deepEqual(fingerprint(sourceDir), before, 'the source directory changed')
-  assert.deepEqual(fs.readdirSync(dest).sort(), ['data.mdb', 'disk-reserve', 'lock.mdb'], 'nothing left behind')
+  assert.deepEqual(fs.readdirSync(dest).sort(), CACHE_DIR_FILES, 'nothing left behind')
 
   // Through the Cache API with namespaces, as the application will read it.
   const cache = await openLmdbCache({ path: dest, namespace: 'users' })
@@ -360,7 +360,7 @@ test('a migration killed mid-way (SIGKILL) completes when run again', { timeout:
   const rerun = await cli(['migrate', '--from', sourceDir, '--to', dest, '--verify'])
   assert.equal(rerun.code, 0, rerun.stderr)
   assert.match(rerun.stdout, /verify: OK/)
-  assert.deepEqual(fs.readdirSync(dest).sort(), ['data.mdb', 'disk-reserve', 'lock.mdb'])
+  assert.deepEqual(fs.readdirSync(dest).sort(), CACHE_DIR_FILES)
   await assertHolds(dest, expected)
   assert.deepEqual(fingerprint(sourceDir), before, 'the source directory changed')
 })

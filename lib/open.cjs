@@ -110,7 +110,8 @@ function inspectLmdbCache(opts) {
   return openCache(opts, true)
 }
 
-const CACHE_FILES = ['data.mdb', 'lock.mdb']
+// flush-state: where the OS names its boot (see src/flush_state.rs); absent elsewhere.
+const CACHE_FILES = ['data.mdb', 'lock.mdb', 'flush-state']
 
 /**
  * LMDB creates its files 0600 whatever the umask, so that a second service user could not

@@ -44,6 +44,9 @@ pub enum CacheError {
     OpenInAnotherCopy { path: PathBuf },
     /// `lock.mdb` was deleted or replaced while this process had the environment open.
     LockFileReplaced { path: PathBuf },
+    /// The first open after an OS crash must roll back the newest transaction, and another
+    /// process (not of this package's version) has the environment open.
+    RecoveryBusy { path: PathBuf },
 }
 
 impl CacheError {
@@ -67,6 +70,7 @@ impl CacheError {
             CacheError::DestinationExists { .. } => "ERR_DESTINATION_EXISTS",
             CacheError::OpenInAnotherCopy { .. } => "ERR_OPEN_IN_ANOTHER_COPY",
             CacheError::LockFileReplaced { .. } => "ERR_LOCK_FILE_REPLACED",
+            CacheError::RecoveryBusy { .. } => "ERR_RECOVERY_BUSY",
         }
     }
 
@@ -181,6 +185,13 @@ impl fmt::Display for CacheError {
                 "lock.mdb in {} was deleted or replaced while this process had the cache open \
                  (never do that: processes then no longer exclude each other's writes); close \
                  every handle in every process, then run lmdb-cache verify on the directory",
+                path.display()
+            ),
+            CacheError::RecoveryBusy { path } => write!(
+                f,
+                "{} needs its crash recovery (the OS stopped before its newest commit was \
+                 flushed), which must run with no other process using it, and another process \
+                 has it open; close it there and open again",
                 path.display()
             ),
         }

@@ -14,6 +14,8 @@ mod codec;
 mod disk_reserve;
 mod error;
 mod eviction;
+mod flush_state;
+mod flusher;
 mod keys;
 mod lease;
 mod meta_check;

@@ -13,13 +13,18 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use heed::types::Bytes;
-use heed::{Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, RoTxn, WithoutTls};
+use heed::{
+    CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, FlagSetMode, MdbError, RoTxn,
+    WithoutTls,
+};
 use parking_lot::RwLock;
 
 use crate::error::{CacheError, CacheResult};
 use crate::eviction::EvictionState;
+use crate::flush_state::FlushState;
 use crate::keys::StoredKey;
 use crate::record::Record;
 
@@ -28,7 +33,7 @@ mod lock_file;
 mod lookups;
 mod scan;
 
-use format::{ensure_room_for_lock_file, open_databases, open_env_retrying};
+use format::{ensure_room_for_lock_file, open_databases, open_env_retrying, open_env_retrying_raw};
 use lock_file::LockFileId;
 
 /// Map sizes are kept multiples of this, which is a multiple of every OS page size in use.
@@ -74,7 +79,69 @@ pub struct Store {
     path: PathBuf,
     /// The lock file LMDB opened; scans, stats and writes refuse to go on without it.
     lock_file: LockFileId,
+    /// `None` where the OS names no boot: then every 'durable' commit fsyncs inside it.
+    flush_state: Option<Arc<FlushState>>,
 }
+
+fn env_builder(opts: &StoreOptions) -> EnvOpenOptions<WithoutTls> {
+    let mut builder = EnvOpenOptions::new().read_txn_without_tls();
+    builder
+        .map_size(round_map_size(opts.initial_map_size.min(opts.max_map_size)) as usize)
+        .max_readers(opts.max_readers)
+        .max_dbs(8);
+    builder
+}
+
+/// The id of the newest transaction data.mdb records (0 for none, or a file not yet there).
+pub(crate) fn newest_txn_id(dir: &Path) -> u64 {
+    std::fs::File::open(dir.join("data.mdb"))
+        .ok()
+        .and_then(|file| crate::meta_check::read_metas(&file).ok())
+        .map_or(0, |(_, newest)| newest.txn_id)
+}
+
+/// Opens the environment at its previous snapshot, alone (LMDB refuses PREVSNAPSHOT while
+/// another process has it open), and commits over it with a full sync: the newest transaction,
+/// which an OS crash may have left incomplete, is gone. See `flush_state`.
+fn roll_back_newest(path: &Path, opts: &StoreOptions) -> CacheResult<()> {
+    let mut builder = env_builder(opts);
+    // SAFETY: PREV_SNAPSHOT is among heed's unsafe flags because it drops the newest
+    // transaction, which is its purpose here; no sync flag is set, so the commit is synced.
+    unsafe { builder.flags(EnvFlags::PREV_SNAPSHOT) };
+    let env = open_env_retrying_raw(&builder, path).map_err(|e| match e {
+        // LMDB's answer (EAGAIN) when another process has the environment open.
+        heed::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            CacheError::RecoveryBusy {
+                path: path.to_path_buf(),
+            }
+        }
+        e => CacheError::from_heed(e, path),
+    })?;
+    let result = env.write_txn().and_then(|wtxn| {
+        env.create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+            let Some(meta) = opener.open_database::<Bytes, Bytes>(wtxn, Some("meta"))? else {
+                return Ok(CommitOrAbort::Abort(()));
+            };
+            // A write that leaves nothing behind but makes the commit write a meta page.
+            meta.put(wtxn, ROLLBACK_MARK, &[])?;
+            meta.delete(wtxn, ROLLBACK_MARK)?;
+            Ok(CommitOrAbort::Commit(meta))
+        })
+    });
+    let result = match result {
+        Ok(CommitOrAbort::Commit(_)) => Ok(()),
+        Ok(CommitOrAbort::Abort(())) => Err(CacheError::InvalidDatabase {
+            path: path.to_path_buf(),
+            detail: "no meta database to roll back in".into(),
+        }),
+        Err(e) => Err(CacheError::from_heed(e, path)),
+    };
+    env.prepare_for_closing().wait();
+    result
+}
+
+/// A key of the `meta` database that nothing else uses (written and deleted by a rollback).
+const ROLLBACK_MARK: &[u8] = b"rollback-mark";
 
 /// Whether an entries page ended the scan.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,18 +165,22 @@ impl Store {
 
     /// Opens (creating if needed) the environment in the existing directory `path`.
     pub fn open(path: &Path, opts: &StoreOptions) -> CacheResult<Store> {
-        let mut builder = EnvOpenOptions::new().read_txn_without_tls();
-        builder
-            .map_size(round_map_size(opts.initial_map_size.min(opts.max_map_size)) as usize)
-            .max_readers(opts.max_readers)
-            .max_dbs(8);
-        // Before LMDB maps the file: a damaged one must be refused, not fault in the map.
-        crate::meta_check::check_data_file(path)?;
+        let builder = env_builder(opts);
         let lock_file = path.join("lock.mdb");
         let lock_existed = lock_file.exists();
         if !lock_existed {
             ensure_room_for_lock_file(path, opts.max_readers)?;
         }
+        // First: after an OS crash the newest transaction may be incomplete on disk (which the
+        // check below would refuse); the previous one is whole. A record that cannot be opened
+        // (a read-only directory) leaves every commit fsyncing inside it.
+        let state_existed = path.join(crate::flush_state::FLUSH_STATE_FILE).exists();
+        let flush_state = FlushState::open(path).ok().flatten();
+        if let Some(state) = &flush_state {
+            state.at_open(|| newest_txn_id(path), || roll_back_newest(path, opts))?;
+        }
+        // Before LMDB maps the file: a damaged one must be refused, not fault in the map.
+        crate::meta_check::check_data_file(path)?;
         let env = open_env_retrying(&builder, path)?;
         // A process killed while reading leaves its reader slot behind; free those first.
         env.clear_stale_readers()
@@ -122,6 +193,9 @@ impl Store {
                 env.prepare_for_closing().wait();
                 if !lock_existed {
                     let _ = std::fs::remove_file(&lock_file);
+                }
+                if !state_existed {
+                    let _ = std::fs::remove_file(path.join(crate::flush_state::FLUSH_STATE_FILE));
                 }
                 return Err(e);
             }
@@ -147,7 +221,13 @@ impl Store {
             page_size,
             path: path.to_path_buf(),
             lock_file: LockFileId::of(path),
+            flush_state: flush_state.map(Arc::new),
         })
+    }
+
+    /// The directory's flush record, where commits may skip their fsync (see `flush_state`).
+    pub(crate) fn flush_state(&self) -> Option<&Arc<FlushState>> {
+        self.flush_state.as_ref()
     }
 
     /// The stored shapes from id `from` on, in id order, as far as they are dense: the

@@ -26,6 +26,7 @@ use crate::codec;
 use crate::disk_reserve::DiskReserve;
 use crate::error::{CacheError, CacheResult};
 use crate::eviction::{BoundSetting, Evictor};
+use crate::flusher::Flusher;
 use crate::keys::StoredKey;
 use crate::protocol::CLEAR_CHUNK;
 use crate::record::{self, Payload, Record};
@@ -52,9 +53,10 @@ pub enum Durability {
 }
 
 impl Durability {
-    fn env_flags(self) -> EnvFlags {
+    fn env_flags(self, pipelined: bool) -> EnvFlags {
         match self {
             Durability::NoSync => EnvFlags::NO_SYNC,
+            Durability::Durable if pipelined => EnvFlags::NO_SYNC,
             Durability::Durable => EnvFlags::NO_META_SYNC,
             Durability::Strict => EnvFlags::empty(),
         }
@@ -145,7 +147,13 @@ pub fn spawn_writer(
         .name("lmdb-cache-writer".into())
         .spawn(move || {
             let reserve = DiskReserve::new(store.dir());
+            // Where the OS names its boot (see `flush_state`); else 'durable' fsyncs in commits.
+            let flusher = store
+                .flush_state()
+                .and_then(|record| Flusher::start(store.dir(), Arc::clone(record)).ok());
             let mut writer = Writer {
+                flusher,
+                unrecorded: None,
                 store,
                 reserve,
                 reserve_missing: false,
@@ -198,6 +206,11 @@ pub fn spawn_writer(
 
 struct Writer {
     store: Arc<Store>,
+    /// A 'strict' commit whose flush record could not be made durable: its requests fail.
+    unrecorded: Option<CacheError>,
+    /// Flushes 'durable' commits off the writer lock; `None` when it could not start (then
+    /// 'durable' commits fsync their data inside the commit).
+    flusher: Option<Flusher>,
     /// Disk space given up when a delete cannot commit on a full device (see `disk_reserve`).
     reserve: DiskReserve,
     /// This writer found the reserve absent (or gave it up) and has not made it again.
@@ -290,7 +303,12 @@ impl Writer {
                 Ok(values)
             });
             let full = match attempt {
-                Ok(values) => return values.into_iter().map(Ok).collect(),
+                Ok(values) => {
+                    if let Some(e) = self.unrecorded.take() {
+                        return vec![Err(e); group.len()];
+                    }
+                    return values.into_iter().map(Ok).collect();
+                }
                 Err(Failure::MapFull) => {
                     let limit = if only_deletes {
                         delete_reserve_limit(max)
@@ -367,7 +385,10 @@ impl Writer {
                 Ok((applied, value, finished)) => {
                     total += value;
                     if finished {
-                        return Ok(total);
+                        return match self.unrecorded.take() {
+                            Some(e) => Err(e),
+                            None => Ok(total),
+                        };
                     }
                     done += applied;
                     size = (size * 2).min(MAX_PART);
@@ -403,7 +424,7 @@ impl Writer {
     ) -> Result<T, Failure> {
         if self.flags_for != Some(durability) {
             self.store
-                .set_sync_flags(durability.env_flags())
+                .set_sync_flags(durability.env_flags(self.flusher.is_some()))
                 .map_err(Failure::Request)?;
             self.flags_for = Some(durability);
         }
@@ -430,10 +451,35 @@ impl Writer {
                 return Err(f);
             }
         };
+        let txn_id = txn.id() as u64;
+        if let (Some(flusher), true) = (&self.flusher, durability != Durability::NoSync) {
+            // The rule that keeps the file intact across an OS crash without an fsync inside
+            // the commit: the transaction before this one is on disk before this one's meta
+            // page is written.
+            if let Err(e) = flusher.ensure_flushed(txn_id - 1) {
+                txn.abort();
+                drop(guard);
+                return Err(Failure::Request(e));
+            }
+        }
         let committed = txn.commit();
         drop(guard);
         match committed {
             Ok(()) => {
+                if let Some(flusher) = &self.flusher {
+                    match durability {
+                        Durability::Durable => flusher.request(txn_id),
+                        Durability::Strict => {
+                            flusher.note_flushed(txn_id);
+                            // An OS crash must not roll this commit back: record it durably.
+                            // Committed either way, so a failure is reported, not retried.
+                            if let Err(e) = flusher.record().record(txn_id, true) {
+                                self.unrecorded = Some(e);
+                            }
+                        }
+                        Durability::NoSync => {}
+                    }
+                }
                 self.shapes.mark_committed();
                 self.evictor.committed(&store);
                 if durability != Durability::Strict {

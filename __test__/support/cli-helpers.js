@@ -59,3 +59,6 @@ export function fingerprint(dir) {
   }
   return out
 }
+
+/** The files of a cache directory after an open (`flush-state` where the OS names its boot). */
+export const CACHE_DIR_FILES = ['data.mdb', 'disk-reserve', ...(process.platform === 'linux' ? ['flush-state'] : []), 'lock.mdb']

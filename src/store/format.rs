@@ -46,6 +46,14 @@ pub(super) fn open_env_retrying(
     builder: &EnvOpenOptions<WithoutTls>,
     path: &Path,
 ) -> CacheResult<Env<WithoutTls>> {
+    open_env_retrying_raw(builder, path).map_err(|e| CacheError::from_heed(e, path))
+}
+
+/// [`open_env_retrying`] with LMDB's own error, for callers that tell some apart.
+pub(super) fn open_env_retrying_raw(
+    builder: &EnvOpenOptions<WithoutTls>,
+    path: &Path,
+) -> heed::Result<Env<WithoutTls>> {
     // heed refuses a path whose previous environment is still closing on another thread;
     // that lasts at most until its last transaction ends.
     for _ in 0..200 {
@@ -55,12 +63,13 @@ pub(super) fn open_env_retrying(
             Err(heed::Error::EnvAlreadyOpened) => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
-            other => return other.map_err(|e| CacheError::from_heed(e, path)),
+            other => return other,
         }
     }
-    Err(CacheError::Io {
-        detail: format!("{} stayed open elsewhere in this process", path.display()),
-    })
+    Err(heed::Error::Io(std::io::Error::other(format!(
+        "{} stayed open elsewhere in this process",
+        path.display()
+    ))))
 }
 
 /// Opens our databases, creating them (and the format record) in a fresh environment. An
