@@ -104,6 +104,7 @@ pub(crate) fn newest_txn_id(dir: &Path) -> u64 {
 /// another process has it open), and commits over it with a full sync: the newest transaction,
 /// which an OS crash may have left incomplete, is gone. See `flush_state`.
 fn roll_back_newest(path: &Path, opts: &StoreOptions) -> CacheResult<()> {
+    previous_snapshot_fits(path)?;
     let mut builder = env_builder(opts);
     // SAFETY: PREV_SNAPSHOT is among heed's unsafe flags because it drops the newest
     // transaction, which is its purpose here; no sync flag is set, so the commit is synced.
@@ -138,6 +139,34 @@ fn roll_back_newest(path: &Path, opts: &StoreOptions) -> CacheResult<()> {
     };
     env.prepare_for_closing().wait();
     result
+}
+
+/// Refuses (ERR_INVALID_DATABASE) a file whose meta pages cannot be read, or whose previous
+/// snapshot reaches past its end: LMDB must not map pages that are not there.
+fn previous_snapshot_fits(path: &Path) -> CacheResult<()> {
+    let invalid = |detail: String| CacheError::InvalidDatabase {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let file = std::fs::File::open(path.join("data.mdb")).map_err(|e| invalid(e.to_string()))?;
+    let len = file.metadata().map_err(|e| invalid(e.to_string()))?.len();
+    let (metas, newest) = crate::meta_check::read_metas(&file).map_err(invalid)?;
+    let previous = if metas[0].txn_id == newest.txn_id {
+        &metas[1]
+    } else {
+        &metas[0]
+    };
+    let end = previous
+        .last_page
+        .saturating_add(1)
+        .saturating_mul(previous.page_size);
+    if previous.page_size == 0 || end > len {
+        return Err(invalid(format!(
+            "its previous snapshot (transaction {}) reaches past the end of data.mdb",
+            previous.txn_id
+        )));
+    }
+    Ok(())
 }
 
 /// A key of the `meta` database that nothing else uses (written and deleted by a rollback).

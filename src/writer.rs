@@ -5,7 +5,9 @@
 //! concurrent writers share commits and fsyncs. Each request is atomic: if one request of a
 //! group fails (a full map that cannot grow, a key collision), the transaction is aborted and
 //! the group is retried one request per transaction, so the others still land.
-//! A request's completion is reported only after its transaction committed.
+//! A request's completion is reported only after its transaction committed. A 'durable'
+//! commit is fsynced afterwards by the flusher thread (`flusher`), off LMDB's writer lock;
+//! the next commit waits until it is (`flush_state` says why that keeps the file intact).
 //!
 //! A full map or disk: requests that only delete may grow the map into a reserve past the
 //! maximum size, and one that still does not fit is committed in parts (it is then no longer
@@ -45,8 +47,10 @@ pub enum Durability {
     /// No fsync (MDB_NOSYNC): survives a process crash; an OS crash may lose recent commits or
     /// corrupt the file.
     NoSync,
-    /// fsync of the data, not of the meta page (MDB_NOMETASYNC): the file stays intact across
-    /// an OS crash, which may undo the last commit(s).
+    /// The file stays intact across an OS crash, which may undo the last commit. With a
+    /// flusher: no fsync in the commit (MDB_NOSYNC), the flusher's fsync after it, and the
+    /// next commit waits for that (see `flush_state`). Without: fsync of the data, not of the
+    /// meta page (MDB_NOMETASYNC).
     Durable,
     /// fsync of data and meta page: an acknowledged write survives an OS crash.
     Strict,
@@ -452,10 +456,10 @@ impl Writer {
             }
         };
         let txn_id = txn.id() as u64;
-        if let (Some(flusher), true) = (&self.flusher, durability != Durability::NoSync) {
+        if let (Some(flusher), Durability::Durable) = (&self.flusher, durability) {
             // The rule that keeps the file intact across an OS crash without an fsync inside
             // the commit: the transaction before this one is on disk before this one's meta
-            // page is written.
+            // page is written. ('strict' commits fsync everything before their meta page.)
             if let Err(e) = flusher.ensure_flushed(txn_id - 1) {
                 txn.abort();
                 drop(guard);
