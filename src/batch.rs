@@ -165,6 +165,43 @@ pub fn parse_key_list(bytes: &[u8]) -> CacheResult<Vec<&[u8]>> {
     Ok(keys)
 }
 
+/// One request's bytes inside a copy of its flush shared by the flush's requests: a flush is
+/// copied out of its JS buffer once, not once per request (1,000 sets of 10 KB values: ~1,000
+/// allocations and copies fewer on the JS thread's call).
+#[derive(Clone)]
+pub struct SharedBytes {
+    flush: std::sync::Arc<[u8]>,
+    range: std::ops::Range<usize>,
+}
+
+impl SharedBytes {
+    /// The part `range` of `flush`.
+    pub fn part(flush: &std::sync::Arc<[u8]>, range: std::ops::Range<usize>) -> SharedBytes {
+        assert!(range.end <= flush.len(), "a request lies inside its flush");
+        SharedBytes {
+            flush: std::sync::Arc::clone(flush),
+            range,
+        }
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(bytes: Vec<u8>) -> SharedBytes {
+        let range = 0..bytes.len();
+        SharedBytes {
+            flush: bytes.into(),
+            range,
+        }
+    }
+}
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.flush[self.range.clone()]
+    }
+}
+
 /// One request of a flush from the JS layer, borrowing the flush bytes.
 #[derive(Debug, PartialEq)]
 pub struct FlushedRequest<'a> {
@@ -175,6 +212,8 @@ pub struct FlushedRequest<'a> {
     pub now: f64,
     /// An encoded batch (see [`parse_batch`]) for REQUEST_BATCH.
     pub payload: &'a [u8],
+    /// Where `payload` starts in the flush.
+    pub payload_at: usize,
 }
 
 /// Parses the writes JS collected during one turn of its event loop, sent in one call
@@ -189,6 +228,7 @@ pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
         let kind = r.u8()?;
         let now = r.f64()?;
         let len = r.u32()? as usize;
+        let payload_at = r.pos;
         let payload = r.take(len)?;
         if ![REQUEST_BATCH, REQUEST_SWEEP, REQUEST_CLEAR].contains(&kind) {
             return Err(invalid(format!("unknown request kind {kind}")));
@@ -199,6 +239,7 @@ pub fn parse_flush(bytes: &[u8]) -> CacheResult<Vec<FlushedRequest<'_>>> {
             kind,
             now,
             payload,
+            payload_at,
         });
     }
     if r.pos != bytes.len() {

@@ -19,7 +19,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
-use crate::batch::parse_flush;
+use crate::batch::{parse_flush, SharedBytes};
 use crate::error::{CacheError, CacheResult};
 use crate::eviction::BoundSetting;
 use crate::keys::KeyRange;
@@ -320,6 +320,8 @@ pub fn expire_key(handle: u32, key: &[u8], now: f64) -> i32 {
 pub fn enqueue_requests(env: Env, flush: &[u8], port: u32) {
     let queued = with_thread(|t| {
         let requests = parse_flush(flush)?;
+        // One copy of the flush for all its requests (see `SharedBytes`).
+        let copied: Arc<[u8]> = Arc::from(flush);
         let port = Arc::clone(t.port(port as usize)?);
         let sink: Arc<dyn CompletionSink> = port.clone();
         let mut failures = Vec::new();
@@ -342,7 +344,10 @@ pub fn enqueue_requests(env: Env, flush: &[u8], port: u32) {
                     prefix: request.payload.to_vec(),
                 },
                 _ => WriteKind::Batch {
-                    ops: request.payload.to_vec(),
+                    ops: SharedBytes::part(
+                        &copied,
+                        request.payload_at..request.payload_at + request.payload.len(),
+                    ),
                     now,
                 },
             };

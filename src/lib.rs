@@ -1,8 +1,9 @@
 //! Native core of `@promethean/lmdb-cache`.
 //!
 //! The pure-Rust core (`keys`, `record`, `eviction`, `shapes`, `store`, `batch`, `writer`,
-//! `lease`, `disk_reserve`, `registry`, `error`, `meta_check`, `verify`) knows nothing of N-API
-//! and is tested with `cargo test`; `binding` is the thin napi layer over it.
+//! `flusher`, `flush_state`, `lease`, `disk_reserve`, `registry`, `error`, `meta_check`,
+//! `verify`) knows nothing of N-API and is tested with `cargo test`; `binding` is the thin
+//! napi layer over it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // The napi entry points are only referenced by generated registration code, absent from tests.

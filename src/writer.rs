@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 use heed::{EnvFlags, MdbError, RwTxn};
 
-use crate::batch::{parse_batch, Op};
+use crate::batch::{parse_batch, Op, SharedBytes};
 use crate::codec;
 use crate::disk_reserve::DiskReserve;
 use crate::error::{CacheError, CacheResult};
@@ -87,7 +87,7 @@ pub enum WriteKind {
     /// An encoded batch of ops (see [`parse_batch`]), applied atomically; `now` (epoch ms)
     /// judges what is live for its conditional ops. Completes with how many of those took
     /// effect (see `OP_DEL_LIVE`, `OP_LEASE_TAKE`).
-    Batch { ops: Vec<u8>, now: u64 },
+    Batch { ops: SharedBytes, now: u64 },
     /// Delete the entry if it is (still) expired at `now`: the lazy expiry of a read.
     DeleteIfExpired { full_key: Vec<u8>, now: u64 },
     /// Delete every entry expired at `now`; completes with the count.
@@ -109,7 +109,10 @@ pub enum WriteKind {
 impl WriteKind {
     /// A batch whose conditional ops (if any) judge liveness at time 0.
     pub fn batch(ops: Vec<u8>) -> WriteKind {
-        WriteKind::Batch { ops, now: 0 }
+        WriteKind::Batch {
+            ops: ops.into(),
+            now: 0,
+        }
     }
 }
 

@@ -190,7 +190,7 @@ mod tests {
 
     fn at(now: u64, ops: &[Vec<u8>]) -> WriteKind {
         WriteKind::Batch {
-            ops: batch(ops),
+            ops: batch(ops).into(),
             now,
         }
     }
