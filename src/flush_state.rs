@@ -23,7 +23,6 @@
 //!   reads the newest snapshot before it is judged.
 //! * Only where the OS names its boot (Linux) is any of this used; elsewhere 'durable' commits
 //!   fsync their data inside the commit, as before (see `Writer`).
-//!
 //! * The record names the `data.mdb` it describes (its inode): a file put in its place (a
 //!   compacted copy, synced before the rename) starts a new record.
 //! * What an open writes is fsynced (the file and, once, the directory): a record missing
@@ -149,7 +148,8 @@ impl FlushState {
         let _locked = FileLock::take(&file).map_err(|e| self.io(e))?;
         let recorded = read_record(&file).map_err(|e| self.io(e))?;
         let data = file_id(&self.dir);
-        let decision = judge(recorded, &self.boot, newest(), data);
+        let newest_now = newest();
+        let decision = judge(recorded, &self.boot, newest_now, data);
         let flushed = match (decision, recorded) {
             (AtOpen::Keep, Some(Some(e))) if e.boot == self.boot => {
                 if same_file(e.file, data) {
@@ -161,7 +161,8 @@ impl FlushState {
             // Created just now: claim nothing (no commit here skipped its fsync so far).
             (AtOpen::Keep, None) => 0,
             // The first open since the OS started: what the disk holds is all there is.
-            (AtOpen::Keep, _) => newest(),
+            (AtOpen::Keep, _) => newest_now,
+            // Read again: the rollback committed over the previous snapshot.
             (AtOpen::RollBack, _) => {
                 roll_back()?;
                 newest()

@@ -6,7 +6,7 @@
 //! with the environment but the file.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ struct Shared {
 pub struct Flusher {
     shared: Arc<Shared>,
     file: Arc<File>,
+    /// `data.mdb`, for the errors of an fsync done on the caller's thread.
+    path: PathBuf,
     record: Arc<FlushState>,
     thread: Option<JoinHandle<()>>,
 }
@@ -66,6 +68,7 @@ impl Flusher {
         Ok(Flusher {
             shared,
             file,
+            path,
             record,
             thread: Some(thread),
         })
@@ -102,7 +105,7 @@ impl Flusher {
         drop(state);
         self.file
             .sync_data()
-            .map_err(|e| CacheError::from_io(e, Path::new("data.mdb")))?;
+            .map_err(|e| CacheError::from_io(e, &self.path))?;
         self.note_flushed(txn_id);
         // Recorded by the thread with its own flushes (at most every RECORD_EVERY).
         self.shared.state.lock().failed = None;

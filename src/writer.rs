@@ -489,7 +489,10 @@ impl Writer {
                 }
                 self.shapes.mark_committed();
                 self.evictor.committed(&store);
-                if durability != Durability::Strict {
+                // A 'durable' commit with a flusher is flushed by it, at the latest when it
+                // stops: only the others leave the closing writer an fsync to do.
+                let flushed_later = durability == Durability::Durable && self.flusher.is_some();
+                if durability != Durability::Strict && !flushed_later {
                     self.unsynced = true;
                 }
                 Ok(value)
